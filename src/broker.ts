@@ -1,0 +1,116 @@
+/**
+ * The contract between the server-events core and a message broker.
+ *
+ * A broker knows nothing about SSE, HTTP, channels or users: it moves opaque
+ * string payloads between named topics and keeps a small amount of shared
+ * state (presence leases and counters). Everything else — which topics a
+ * server needs, reference counting of local interest, what a payload means —
+ * lives in the core, so that an adapter stays a thin translation onto Redis,
+ * NATS or an in-process hub.
+ *
+ * One `Broker` object is one server's connection. Several connections to the
+ * same backend (several app servers, or several `MemoryBroker`s sharing one
+ * `MemoryHub` in a test) form a cluster.
+ *
+ * Two capabilities are deliberately separate objects so that a backend can
+ * offer them or not: `presence` (below, required) and, for Last-Event-ID
+ * replay, an ordered event history whose append is atomic with the publish,
+ * which adapters will expose as an optional `history` member.
+ */
+export interface Broker {
+  /** Short name for logs and stats, e.g. `memory`, `redis`, `nats`. */
+  readonly name: string;
+
+  /** Shared subscription records with expiring leases. */
+  readonly presence: PresenceStore;
+
+  /**
+   * Opens the connection. Rejects with an `Error` whose message is one line a
+   * person can act on (e.g. "cannot reach Redis at 127.0.0.1:6379") when the
+   * backend is unreachable. Called once by `ServerEvents.start()`.
+   */
+  connect(): Promise<void>;
+
+  /**
+   * Publishes `payload` on `topic` to every connection in the cluster that is
+   * subscribed to it, including this one.
+   *
+   * Delivery is at most once: a connection that is not subscribed at the
+   * moment of publishing, or that is disconnected from the backend, does not
+   * receive the payload later. Payloads published by one connection on one
+   * topic arrive at each subscriber in publishing order; there is no ordering
+   * across topics or across publishers. Resolves once the backend has accepted
+   * the payload; rejects if it could not be handed to the backend.
+   */
+  publish(topic: string, payload: string): Promise<void>;
+
+  /**
+   * Starts receiving payloads for `topics`. Idempotent per topic: the core
+   * counts local interest and calls this only when a topic gains its first
+   * local listener. Resolves once payloads published afterwards are certain to
+   * be delivered. The core batches topics into one call where it can.
+   */
+  subscribe(topics: readonly string[]): Promise<void>;
+
+  /** Stops receiving payloads for `topics`. Idempotent per topic. */
+  unsubscribe(topics: readonly string[]): Promise<void>;
+
+  /**
+   * Sets the one function that receives every payload for a subscribed topic.
+   * It is called synchronously from the adapter's reader and must not block;
+   * it never receives topics this connection is not subscribed to.
+   */
+  onMessage(handler: (topic: string, payload: string) => void): void;
+
+  /**
+   * Returns the next value of a cluster-wide counter named `name`, starting
+   * at 1. Atomic across the cluster: no two calls get the same value.
+   */
+  nextSequence(name: string): Promise<number>;
+
+  /**
+   * Closes the connection. Subscriptions end; presence records written through
+   * it stay until their leases expire (the core removes its own first).
+   */
+  close(): Promise<void>;
+}
+
+/**
+ * A shared map from subscription id to an opaque record, where every record
+ * holds a lease that expires unless it is renewed. It lets any server in a
+ * cluster list, validate, renew or remove any subscription, and lets the
+ * cluster notice subscriptions of a server that died without cleaning up.
+ *
+ * Leases are measured on the backend's clock where it has one; all methods
+ * are atomic per record.
+ */
+export interface PresenceStore {
+  /** Inserts or replaces the record of `id`, with a lease of `ttlMs`. */
+  put(id: string, record: string, ttlMs: number): Promise<void>;
+
+  /** The record of `id`, or `undefined` when absent or its lease has run out. */
+  get(id: string): Promise<string | undefined>;
+
+  /**
+   * Renews the lease of `id` to `ttlMs` from now. Returns `false`, and renews
+   * nothing, when the record is absent or its lease has already run out.
+   */
+  touch(id: string, ttlMs: number): Promise<boolean>;
+
+  /**
+   * Removes the record of `id` and returns it. When several servers race to
+   * remove the same record, exactly one of them receives it; the others get
+   * `undefined`. That winner is the one that announces the departure.
+   */
+  remove(id: string): Promise<string | undefined>;
+
+  /** Every record whose lease is still running, in no particular order. */
+  list(): Promise<string[]>;
+
+  /**
+   * Removes and returns up to `limit` records whose lease has run out. Like
+   * `remove`, each expired record is handed to exactly one caller across the
+   * cluster, so its departure is announced once.
+   */
+  takeExpired(limit: number): Promise<string[]>;
+}

@@ -1,0 +1,57 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import Koa from 'koa';
+import { brokerFromEnv, ConfigError } from './broker-from-env.js';
+import { ignoreClientDisconnects } from './http/disconnects.js';
+import { serverEventsMiddleware } from './http/middleware.js';
+import { ServerEvents } from './server-events.js';
+
+const usage = `Usage: server-events [--port 1337] [--prefix /path]
+
+Runs a standalone Server Events server (ServiceStack's HTTP routes).
+The broker comes from the environment: BROKER=memory|redis|nats, REDIS_URL, NATS_URL.
+GET /stats shows this server's counters.`;
+
+async function main(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      port: { type: 'string', default: process.env.PORT ?? '1337' },
+      prefix: { type: 'string', default: '' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(usage);
+    return;
+  }
+  const port = Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`--port must be a number from 0 to 65535, not '${values.port}'`);
+
+  const events = new ServerEvents({ broker: brokerFromEnv() });
+  await events.start();
+  const app = new Koa();
+  ignoreClientDisconnects(app);
+  app.use(serverEventsMiddleware(events, { prefix: values.prefix || undefined }));
+  app.use(async (ctx, next) => {
+    if (ctx.path !== '/stats') return next();
+    ctx.body = events.stats();
+  });
+  const server = app.listen(port, () => console.log(`server-events listening on http://localhost:${port} (broker: ${events.broker.name})`));
+  server.on('error', (error) => fail(error));
+  const shutdown = () => {
+    server.close();
+    void events.stop().finally(() => process.exit(0));
+  };
+  process.once('SIGINT', shutdown);
+  process.once('SIGTERM', shutdown);
+}
+
+function fail(error: unknown): never {
+  const message = error instanceof Error ? error.message : String(error);
+  console.error(`server-events: ${message}`);
+  process.exit(error instanceof ConfigError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') ? 2 : 1);
+}
+
+main(process.argv.slice(2)).catch(fail);

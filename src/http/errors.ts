@@ -1,0 +1,30 @@
+import type { Context } from 'koa';
+
+/** ServiceStack's error codes for the statuses these routes answer with. */
+const errorCodes: Record<number, string> = {
+  400: 'ArgumentException',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'NotFound',
+  405: 'MethodNotAllowed',
+  413: 'PayloadTooLarge',
+  415: 'UnsupportedMediaType',
+  500: 'InternalServerError',
+};
+
+/**
+ * Answers with a status, the message as the reason phrase (which ServiceStack
+ * clients read) and ServiceStack's error body:
+ * `{"responseStatus":{"errorCode":"NotFound","message":"..."}}`.
+ */
+export function sendError(ctx: Context, status: number, message: string): void {
+  ctx.status = status;
+  // A reason phrase must be printable ASCII; ids and names from the request may not be.
+  ctx.message = message.replace(/[^\x20-\x7e]/g, '?').slice(0, 200);
+  ctx.body = { responseStatus: { errorCode: errorCodes[status] ?? String(status), message } };
+}
+
+/** The message for an unknown subscription id, worded as ServiceStack's. */
+export function subscriptionNotFound(id: string): string {
+  return `Subscription '${id}' does not exist`;
+}

@@ -1,0 +1,51 @@
+import { randomBytes } from 'node:crypto';
+import type { Context } from 'koa';
+
+/** Who opened a stream, as returned by the `authenticate` hook. Every field is optional. */
+export interface Identity {
+  /** A user id makes the stream authenticated unless `isAuthenticated` says otherwise. */
+  userId?: string;
+  userName?: string;
+  displayName?: string;
+  /** Default: the `ss-id` cookie, created when missing. */
+  sessionId?: string;
+  isAuthenticated?: boolean;
+  profileUrl?: string;
+}
+
+/** A neutral silhouette, used when a user has no picture. */
+export const defaultProfileUrl =
+  "data:image/svg+xml,<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 32 32'><rect width='32' height='32' fill='%23cfd8dc'/>" +
+  "<circle cx='16' cy='12' r='6' fill='%2378909c'/><path d='M4 30c1-7 6-10 12-10s11 3 12 10z' fill='%2378909c'/></svg>";
+
+/**
+ * A random id of 15 bytes (120 bits) in base64, drawn again until it has no
+ * `+` or `/`: 20 characters of `[A-Za-z0-9]`, safe in URLs and cookies.
+ */
+export function createRandomId(): string {
+  for (;;) {
+    const id = randomBytes(15).toString('base64');
+    if (!/[+/]/.test(id)) return id;
+  }
+}
+
+export const sessionCookie = 'ss-id';
+
+/** The `ss-id` session of the request, set as a cookie when the client has none. */
+export function ensureSessionId(ctx: Context): string {
+  const existing = ctx.cookies.get(sessionCookie);
+  if (existing && /^[A-Za-z0-9._-]{1,64}$/.test(existing)) return existing;
+  const id = createRandomId();
+  ctx.cookies.set(sessionCookie, id, { httpOnly: true, sameSite: 'lax', overwrite: true });
+  return id;
+}
+
+/**
+ * The name shown for a user: the user name when it looks like a name (no
+ * `@`, not a number), as ServiceStack chooses, otherwise the display name.
+ */
+export function safeDisplayName(identity: Identity): string | undefined {
+  const { userName, displayName } = identity;
+  if (userName && !userName.includes('@') && !/^\d+$/.test(userName)) return userName;
+  return displayName ?? undefined;
+}

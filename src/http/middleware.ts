@@ -1,0 +1,68 @@
+import { bodyParser } from '@koa/bodyparser';
+import Router from '@koa/router';
+import type { Context, Middleware, Next } from 'koa';
+import { InvalidArgumentError, type ServerEvents } from '../server-events.js';
+import { sendError } from './errors.js';
+import { paths, type MiddlewareOptions } from './options.js';
+import { openEventStream } from './stream.js';
+import { SubscriberRoutes } from './subscriber-routes.js';
+
+/**
+ * The Server Events HTTP surface as Koa middleware, to mount in your own app:
+ * `app.use(serverEventsMiddleware(events))`. Routes follow ServiceStack's, so
+ * its clients (ss-utils.js, `@servicestack/client`, the C# client) work as is.
+ *
+ * | route | verbs |
+ * |---|---|
+ * | `/event-stream?channels=a,b` | GET |
+ * | `/event-heartbeat?id=` | any (clients POST) |
+ * | `/event-unregister?id=` | any (clients POST) |
+ * | `/event-subscribers?channels=a,b` | GET |
+ * | `/event-subscribers/{id}` | any (clients POST) |
+ * | `/api/UpdateEventSubscriber`, `/json/reply/UpdateEventSubscriber` | any |
+ * | `/api/GetEventSubscribers`, `/json/reply/GetEventSubscribers` | any |
+ */
+export function serverEventsMiddleware(events: ServerEvents, options: MiddlewareOptions = {}): Middleware {
+  const router = new Router({ prefix: options.prefix });
+  const routes = new SubscriberRoutes(events, options);
+  const body = bodyParser({
+    enableTypes: ['json', 'form', 'text'],
+    jsonLimit: options.bodyLimit ?? '64kb',
+    formLimit: options.bodyLimit ?? '64kb',
+    textLimit: options.bodyLimit ?? '64kb',
+  });
+  const errors = answerErrors(events);
+
+  router.get(paths.stream, errors, (ctx) => openEventStream(ctx, events, options));
+  router.all(paths.heartbeat, errors, routes.heartbeat);
+  router.all(paths.unregister, errors, body, routes.unregister);
+  router.get(paths.subscribers, errors, routes.subscribers);
+  router.all(`${paths.subscribers}/:id`, errors, body, routes.update);
+  for (const base of ['/api', '/json/reply']) {
+    router.all(`${base}/UpdateEventSubscriber`, errors, body, routes.update);
+    router.all(`${base}/GetEventSubscribers`, errors, body, routes.subscribers);
+  }
+  return router.routes() as Middleware;
+}
+
+/** Turns thrown errors into ServiceStack-style error responses; a 500 never reveals its cause. */
+function answerErrors(events: ServerEvents): Middleware {
+  return async (ctx: Context, next: Next) => {
+    try {
+      await next();
+    } catch (error) {
+      if (ctx.respond === false) {
+        // The stream already started: nothing can be answered any more.
+        events.reportError(error);
+        return;
+      }
+      const { status, message, expose } = error as { status?: number; message?: string; expose?: boolean };
+      if (error instanceof InvalidArgumentError) return sendError(ctx, 400, error.message);
+      if (typeof status === 'number' && status >= 400 && status < 500 && expose !== false) {
+        return sendError(ctx, status, message || 'Bad Request');
+      }
+      events.reportError(error);
+      sendError(ctx, 500, 'Internal Server Error');
+    }
+  };
+}

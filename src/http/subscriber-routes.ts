@@ -1,0 +1,107 @@
+import type { Context } from 'koa';
+import { channelNameProblem, splitList } from '../protocol.js';
+import type { ServerEvents } from '../server-events.js';
+import type { SubscriptionInfo } from '../subscription.js';
+import { sendError, subscriptionNotFound } from './errors.js';
+import type { MiddlewareOptions } from './options.js';
+
+/**
+ * The requests that act on an existing subscription. Each reads the record
+ * from the broker, so it works on whichever server the request lands.
+ */
+export class SubscriberRoutes {
+  constructor(
+    private readonly events: ServerEvents,
+    private readonly options: MiddlewareOptions,
+  ) {}
+
+  /** `POST /event-heartbeat?id=`: 200 with an empty body, and `cmd.onHeartbeat` on the stream. */
+  heartbeat = async (ctx: Context): Promise<void> => {
+    await this.options.onHeartbeatInit?.(ctx);
+    const info = await this.findOwned(ctx, stringField(ctx, 'id'), 'Invalid User Address');
+    if (!info) return;
+    if (!(await this.events.pulse(info.id))) return sendError(ctx, 404, subscriptionNotFound(info.id));
+    ctx.status = 200;
+    ctx.body = '';
+  };
+
+  /** `POST /event-unregister?id=`: ends the subscription; answers with its meta map. */
+  unregister = async (ctx: Context): Promise<void> => {
+    const id = stringField(ctx, 'id');
+    const info = await this.findOwned(ctx, id, `Access to Subscription '${id}' is forbidden`);
+    if (!info) return;
+    const removed = await this.events.unregister(info.id);
+    if (!removed) return sendError(ctx, 404, subscriptionNotFound(info.id));
+    ctx.body = removed.meta;
+  };
+
+  /** `GET /event-subscribers?channels=a,b` and the `GetEventSubscribers` DTO: a JSON array of meta maps. */
+  subscribers = async (ctx: Context): Promise<void> => {
+    const channels = [...listField(ctx, 'channels'), ...listField(ctx, 'channel')];
+    ctx.body = channels.length > 0 ? await this.events.getSubscriptionsDetails(channels) : await this.events.getAllSubscriptionsDetails();
+  };
+
+  /**
+   * `/event-subscribers/{id}` and the `UpdateEventSubscriber` DTO: channel
+   * lists as arrays (JSON) or comma strings (forms, query); answers `{}`.
+   */
+  update = async (ctx: Context): Promise<void> => {
+    const id = (ctx.params as Record<string, string | undefined>).id ?? stringField(ctx, 'id');
+    const subscribe = listField(ctx, 'subscribeChannels');
+    const unsubscribe = listField(ctx, 'unsubscribeChannels');
+    const problem = [...subscribe, ...unsubscribe].map(channelNameProblem).find(Boolean);
+    if (problem) return sendError(ctx, 400, problem);
+    const info = await this.findOwned(ctx, id, `Access to Subscription '${id}' is forbidden`);
+    if (!info) return;
+    if (!(await this.events.updateChannels(info.id, subscribe, unsubscribe))) {
+      return sendError(ctx, 404, subscriptionNotFound(info.id));
+    }
+    ctx.body = {};
+  };
+
+  /** The record of `id` when it exists and the caller may act on it; otherwise answers 400/404/403. */
+  private async findOwned(ctx: Context, id: string | undefined, forbidden: string): Promise<SubscriptionInfo | undefined> {
+    if (!id) {
+      sendError(ctx, 400, "Missing subscription 'id'");
+      return undefined;
+    }
+    const info = await this.events.getSubscriptionInfo(id);
+    if (!info) {
+      sendError(ctx, 404, subscriptionNotFound(id));
+      return undefined;
+    }
+    if ((this.options.validateUserAddress ?? true) && info.userAddress !== ctx.ip) {
+      sendError(ctx, 403, forbidden);
+      return undefined;
+    }
+    return info;
+  }
+}
+
+/**
+ * A request field from the JSON or form body, else the query string, matched
+ * without regard to case (`Id`, `id`, `SubscribeChannels`, `subscribeChannels`).
+ */
+function field(ctx: Context, name: string): unknown {
+  const wanted = name.toLowerCase();
+  for (const source of [ctx.request.body, ctx.query]) {
+    if (!source || typeof source !== 'object' || Array.isArray(source)) continue;
+    for (const [key, value] of Object.entries(source as Record<string, unknown>)) {
+      if (key.toLowerCase() === wanted) return value;
+    }
+  }
+  return undefined;
+}
+
+function stringField(ctx: Context, name: string): string | undefined {
+  const value = field(ctx, name);
+  if (Array.isArray(value)) return value.length > 0 ? String(value[0]) : undefined;
+  return value == null || value === '' ? undefined : String(value);
+}
+
+function listField(ctx: Context, name: string): string[] {
+  const value = field(ctx, name);
+  if (value == null) return [];
+  if (Array.isArray(value)) return splitList(value.map(String));
+  return splitList(String(value));
+}

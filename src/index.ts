@@ -1,0 +1,12 @@
+export type { Broker, PresenceStore } from './broker.js';
+export { brokerFromEnv, ConfigError } from './broker-from-env.js';
+export { MemoryBroker, MemoryHub } from '../adapters/memory.js';
+export { ServerEvents, InvalidArgumentError, RawJson, rawJson, type ServerEventsStats } from './server-events.js';
+export type { ServerEventsOptions, Logger } from './options.js';
+export { EventSubscription, type SubscriptionInfo, type EventSink } from './subscription.js';
+export { serverEventsMiddleware } from './http/middleware.js';
+export { ignoreClientDisconnects, isClientDisconnect } from './http/disconnects.js';
+export type { MiddlewareOptions } from './http/options.js';
+export type { Identity } from './http/identity.js';
+export { encodeFrame, parseEventData, UNKNOWN_CHANNEL, type ServerEventMessage } from './protocol.js';
+export * from './client/index.js';

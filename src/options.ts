@@ -1,0 +1,45 @@
+import type { Broker } from './broker.js';
+import type { EventSubscription } from './subscription.js';
+
+/** Where server-events writes what goes wrong. `console` fits. */
+export interface Logger {
+  warn(message: string, ...details: unknown[]): void;
+  error(message: string, ...details: unknown[]): void;
+}
+
+/** Options of `new ServerEvents(...)`. Every field is optional. */
+export interface ServerEventsOptions {
+  /** The broker that connects this server to the others. Default: a private `MemoryBroker`. */
+  broker?: Broker;
+  /** A subscription with no heartbeat for this long is removed. Default 30,000 ms. */
+  idleTimeoutMs?: number;
+  /** How often clients are told to send heartbeats (`heartbeatIntervalMs` in `cmd.onConnect`). Default 10,000 ms. */
+  heartbeatIntervalMs?: number;
+  /** How often the housekeeping timer removes idle and orphaned subscriptions. Default 5,000 ms. */
+  houseKeepingIntervalMs?: number;
+  /** Send `cmd.onJoin`, `cmd.onLeave` and `cmd.onUpdate` to channel members. Default `true`. */
+  notifyChannelOfSubscriptions?: boolean;
+  /** Turns a message into the body text. Default `JSON.stringify`; `null`/`undefined` become an empty body. */
+  serialize?: (message: unknown) => string;
+  /** Identifies this process in presence records. Default: random. */
+  serverId?: string;
+  /** Default `console`. */
+  logger?: Logger;
+  /** After registration, before `cmd.onJoin`: a good place for a welcome message. */
+  onSubscribe?: (sub: EventSubscription) => void | Promise<void>;
+  /** After a subscription on this server is removed, before `cmd.onLeave`. */
+  onUnsubscribe?: (sub: EventSubscription) => void | Promise<void>;
+  /** After a subscription on this server changed its channels, before `cmd.onUpdate`. */
+  onUpdate?: (sub: EventSubscription) => void | Promise<void>;
+  /** Just before each frame is written to a subscription on this server. */
+  onPublish?: (sub: EventSubscription, frame: string) => void;
+  /** Errors raised by hooks, broker payloads or housekeeping. Default: logged with `logger.error`. */
+  onError?: (error: unknown, sub?: EventSubscription) => void;
+}
+
+export const defaults = {
+  idleTimeoutMs: 30_000,
+  heartbeatIntervalMs: 10_000,
+  houseKeepingIntervalMs: 5_000,
+  notifyChannelOfSubscriptions: true,
+};

@@ -1,0 +1,440 @@
+import { randomBytes } from 'node:crypto';
+import { MemoryBroker } from '../adapters/memory.js';
+import type { Broker } from './broker.js';
+import { decodeEnvelope, encodeEnvelope, type Control, type Envelope } from './envelope.js';
+import { defaults, type Logger, type ServerEventsOptions } from './options.js';
+import { channelNameProblem, selectorProblem } from './protocol.js';
+import { EventSubscription, type SubscriptionInfo } from './subscription.js';
+import { TopicRouter, topics } from './topics.js';
+
+/** A message body that is already JSON text: written as it is. */
+export class RawJson {
+  constructor(readonly json: string) {}
+}
+
+/** Marks `json` as already serialized, e.g. `notifyChannel('home', 'cmd.x', rawJson('{"a":1}'))`. */
+export function rawJson(json: string): RawJson {
+  return new RawJson(json);
+}
+
+/** Thrown for input a caller can fix: a bad channel name or selector. */
+export class InvalidArgumentError extends Error {}
+
+/** Counters since `start()`; all values are numbers. */
+export interface ServerEventsStats {
+  broker: string;
+  serverId: string;
+  localSubscriptions: number;
+  brokerTopics: number;
+  totalConnections: number;
+  totalUnsubscriptions: number;
+  notificationsPublished: number;
+  framesWritten: number;
+  expiredSubscriptions: number;
+  errors: number;
+}
+
+/**
+ * ServiceStack's IServerEvents over a `Broker`. Every notification goes
+ * through the broker, also to this server's own subscriptions, so one server
+ * and a cluster of servers behave the same. Subscription records live in the
+ * broker's presence store, so listings, heartbeats, unregisters and channel
+ * changes work from any server.
+ */
+export class ServerEvents {
+  readonly broker: Broker;
+  readonly serverId: string;
+  readonly idleTimeoutMs: number;
+  readonly heartbeatIntervalMs: number;
+  readonly houseKeepingIntervalMs: number;
+  readonly notifyChannelOfSubscriptions: boolean;
+  private readonly options: ServerEventsOptions;
+  private readonly logger: Logger;
+  private readonly local = new Map<string, EventSubscription>();
+  private readonly router: TopicRouter<EventSubscription>;
+  private housekeeping: NodeJS.Timeout | undefined;
+  private housekeepingRun: Promise<void> | undefined;
+  private readonly counters = {
+    totalConnections: 0,
+    totalUnsubscriptions: 0,
+    notificationsPublished: 0,
+    framesWritten: 0,
+    expiredSubscriptions: 0,
+    errors: 0,
+  };
+
+  constructor(options: ServerEventsOptions = {}) {
+    this.options = options;
+    this.broker = options.broker ?? new MemoryBroker();
+    this.serverId = options.serverId ?? randomBytes(6).toString('hex');
+    this.idleTimeoutMs = options.idleTimeoutMs ?? defaults.idleTimeoutMs;
+    this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? defaults.heartbeatIntervalMs;
+    this.houseKeepingIntervalMs = options.houseKeepingIntervalMs ?? defaults.houseKeepingIntervalMs;
+    this.notifyChannelOfSubscriptions = options.notifyChannelOfSubscriptions ?? defaults.notifyChannelOfSubscriptions;
+    this.logger = options.logger ?? console;
+    this.router = new TopicRouter(this.broker);
+  }
+
+  /** Connects the broker and starts the housekeeping timer. */
+  async start(): Promise<void> {
+    if (this.housekeeping) return;
+    this.broker.onMessage((topic, payload) => this.receive(topic, payload));
+    await this.broker.connect();
+    this.housekeeping = setInterval(() => void this.removeExpiredSubscriptions(), this.houseKeepingIntervalMs);
+    this.housekeeping.unref();
+  }
+
+  /**
+   * Ends every stream on this server (with `cmd.onLeave` to their channels),
+   * stops housekeeping and closes the broker connection.
+   */
+  async stop(): Promise<void> {
+    clearInterval(this.housekeeping);
+    this.housekeeping = undefined;
+    await this.housekeepingRun;
+    await Promise.all([...this.local.keys()].map((id) => this.unregister(id)));
+    await this.broker.close();
+  }
+
+  /**
+   * Forgets every subscription on this server without announcing it: streams
+   * end, their presence records are removed, no `cmd.onLeave` is sent.
+   */
+  async reset(): Promise<void> {
+    await Promise.all(
+      [...this.local.values()].map(async (sub) => {
+        await this.broker.presence.remove(sub.id);
+        await this.dropLocal(sub);
+      }),
+    );
+  }
+
+  // ---- notifications -------------------------------------------------------
+
+  /** Sends to every subscription in the cluster. */
+  async notifyAll(selector: string, message?: unknown): Promise<void> {
+    await this.publish(topics.all, { kind: 'notify', selector: checkSelector(selector), body: this.serialize(message) });
+  }
+
+  /** Sends to every member of `channel`, prefixed `channel@` on the wire. */
+  async notifyChannel(channel: string, selector: string, message?: unknown): Promise<void> {
+    checkChannel(channel);
+    await this.publish(topics.channel(channel), {
+      kind: 'notify',
+      selector: checkSelector(selector),
+      body: this.serialize(message),
+      channel,
+    });
+  }
+
+  /** Sends to one subscription; with `channel`, only if it is in that channel. */
+  async notifySubscription(subscriptionId: string, selector: string, message?: unknown, channel?: string): Promise<void> {
+    await this.notifyTargeted(topics.subscription(subscriptionId), selector, message, channel);
+  }
+
+  /** Sends to every subscription of a user id; with `channel`, only those in it. */
+  async notifyUserId(userId: string, selector: string, message?: unknown, channel?: string): Promise<void> {
+    await this.notifyTargeted(topics.userId(userId), selector, message, channel);
+  }
+
+  /** Sends to every subscription of a user name; with `channel`, only those in it. */
+  async notifyUserName(userName: string, selector: string, message?: unknown, channel?: string): Promise<void> {
+    await this.notifyTargeted(topics.userName(userName), selector, message, channel);
+  }
+
+  /** Sends to every subscription of a session; with `channel`, only those in it. */
+  async notifySession(sessionId: string, selector: string, message?: unknown, channel?: string): Promise<void> {
+    await this.notifyTargeted(topics.session(sessionId), selector, message, channel);
+  }
+
+  private async notifyTargeted(topic: string, selector: string, message: unknown, filter?: string): Promise<void> {
+    if (filter !== undefined) checkChannel(filter);
+    await this.publish(topic, { kind: 'notify', selector: checkSelector(selector), body: this.serialize(message), filter });
+  }
+
+  private async notifyChannels(channels: readonly string[], selector: string, body: string): Promise<void> {
+    await Promise.all(channels.map((channel) => this.publish(topics.channel(channel), { kind: 'notify', selector, body, channel })));
+  }
+
+  private async publish(topic: string, envelope: Envelope): Promise<void> {
+    await this.broker.publish(topic, encodeEnvelope(envelope));
+    if (envelope.kind === 'notify') this.counters.notificationsPublished++;
+  }
+
+  private serialize(message: unknown): string {
+    if (message instanceof RawJson) return message.json;
+    if (message === undefined || message === null) return '';
+    return (this.options.serialize ?? JSON.stringify)(message);
+  }
+
+  // ---- subscriptions -------------------------------------------------------
+
+  /**
+   * Adds a stream opened on this server: writes `cmd.onConnect` (when
+   * `connectArgs` is given), runs `onSubscribe`, then sends `cmd.onJoin` to
+   * every member of each of its channels, itself included.
+   */
+  async register(sub: EventSubscription, connectArgs?: Record<string, string>): Promise<void> {
+    this.local.set(sub.id, sub);
+    this.counters.totalConnections++;
+    await this.broker.presence.put(sub.id, JSON.stringify(sub.info), this.idleTimeoutMs);
+    await this.router.add(sub, topicsOf(sub.info));
+    if (sub.isClosed) {
+      await this.unregister(sub.id);
+      return;
+    }
+    if (connectArgs) this.write(sub, 'cmd.onConnect', JSON.stringify(connectArgs));
+    await this.runHook(this.options.onSubscribe, sub);
+    if (this.notifyChannelOfSubscriptions) await this.notifyChannels(sub.channels, 'cmd.onJoin', sub.metaJson);
+  }
+
+  /**
+   * Removes a subscription held by any server: its stream ends and its
+   * channels get `cmd.onLeave`. Returns its record, or `undefined` when no
+   * such subscription exists.
+   */
+  async unregister(subscriptionId: string): Promise<SubscriptionInfo | undefined> {
+    const record = await this.broker.presence.remove(subscriptionId);
+    if (record === undefined) {
+      // Another server already removed and announced it.
+      const sub = this.local.get(subscriptionId);
+      if (sub) await this.dropLocal(sub);
+      return undefined;
+    }
+    const info = JSON.parse(record) as SubscriptionInfo;
+    await this.retire(info);
+    return info;
+  }
+
+  /** Ends the stream of a removed record wherever it is, then announces the departure. */
+  private async retire(info: SubscriptionInfo): Promise<void> {
+    this.counters.totalUnsubscriptions++;
+    const sub = this.local.get(info.id);
+    if (sub) await this.dropLocal(sub);
+    else await this.publish(topics.subscription(info.id), { kind: 'close' });
+    if (this.notifyChannelOfSubscriptions) await this.notifyChannels(info.channels, 'cmd.onLeave', JSON.stringify(info.meta));
+  }
+
+  private async dropLocal(sub: EventSubscription): Promise<void> {
+    if (this.local.get(sub.id) !== sub) return;
+    this.local.delete(sub.id);
+    sub.close();
+    await this.router.remove(sub, topicsOf(sub.info));
+    await this.runHook(this.options.onUnsubscribe, sub);
+  }
+
+  /**
+   * Records a heartbeat for a subscription on any server and pushes
+   * `cmd.onHeartbeat` down its stream. Returns `false` for an unknown id.
+   */
+  async pulse(subscriptionId: string): Promise<boolean> {
+    if (!(await this.broker.presence.touch(subscriptionId, this.idleTimeoutMs))) return false;
+    const sub = this.local.get(subscriptionId);
+    if (sub) this.acceptPulse(sub);
+    else await this.publish(topics.subscription(subscriptionId), { kind: 'pulse' });
+    return true;
+  }
+
+  private acceptPulse(sub: EventSubscription): void {
+    sub.lastPulseAt = Date.now();
+    this.write(sub, 'cmd.onHeartbeat', sub.metaJson);
+  }
+
+  /** Adds channels to a subscription on any server. Returns `false` for an unknown id. */
+  subscribeToChannels(subscriptionId: string, channels: readonly string[]): Promise<boolean> {
+    return this.updateChannels(subscriptionId, channels, []);
+  }
+
+  /** Removes channels from a subscription on any server. Returns `false` for an unknown id. */
+  unsubscribeFromChannels(subscriptionId: string, channels: readonly string[]): Promise<boolean> {
+    return this.updateChannels(subscriptionId, [], channels);
+  }
+
+  /**
+   * Applies both lists in one change (removals first, as ServiceStack does)
+   * and sends one `cmd.onUpdate` to the old and new channels.
+   */
+  async updateChannels(subscriptionId: string, subscribe: readonly string[], unsubscribe: readonly string[]): Promise<boolean> {
+    [...subscribe, ...unsubscribe].forEach(checkChannel);
+    const sub = this.local.get(subscriptionId);
+    if (sub) {
+      await this.applyChannels(sub, subscribe, unsubscribe);
+      return true;
+    }
+    if ((await this.broker.presence.get(subscriptionId)) === undefined) return false;
+    await this.publish(topics.subscription(subscriptionId), {
+      kind: 'channels',
+      subscribe: [...subscribe],
+      unsubscribe: [...unsubscribe],
+    });
+    return true;
+  }
+
+  private async applyChannels(sub: EventSubscription, subscribe: readonly string[], unsubscribe: readonly string[]): Promise<void> {
+    const before = [...sub.channels];
+    const after = before.filter((c) => !unsubscribe.includes(c));
+    for (const channel of subscribe) if (!after.includes(channel)) after.push(channel);
+    if (after.length === before.length && after.every((c) => before.includes(c))) return;
+
+    sub.setChannels(after);
+    await this.router.add(sub, after.filter((c) => !before.includes(c)).map(topics.channel));
+    await this.router.remove(sub, before.filter((c) => !after.includes(c)).map(topics.channel));
+    await this.broker.presence.put(sub.id, JSON.stringify(sub.info), this.idleTimeoutMs);
+    await this.runHook(this.options.onUpdate, sub);
+    if (this.notifyChannelOfSubscriptions) {
+      const merged = [...new Set([...before, ...after])];
+      await this.notifyChannels(merged, 'cmd.onUpdate', sub.metaJson);
+    }
+  }
+
+  // ---- listings ------------------------------------------------------------
+
+  /** The record of a subscription on any server. */
+  async getSubscriptionInfo(subscriptionId: string): Promise<SubscriptionInfo | undefined> {
+    const record = await this.broker.presence.get(subscriptionId);
+    return record === undefined ? undefined : (JSON.parse(record) as SubscriptionInfo);
+  }
+
+  async getSubscriptionInfosByUserId(userId: string): Promise<SubscriptionInfo[]> {
+    return (await this.getAllSubscriptionInfos()).filter((info) => info.userId === userId);
+  }
+
+  /** Every live subscription in the cluster. */
+  async getAllSubscriptionInfos(): Promise<SubscriptionInfo[]> {
+    return (await this.broker.presence.list()).map((record) => JSON.parse(record) as SubscriptionInfo);
+  }
+
+  /** The public meta maps of subscriptions in any of `channels` (each once). */
+  async getSubscriptionsDetails(channels: readonly string[]): Promise<Record<string, string>[]> {
+    const infos = await this.getAllSubscriptionInfos();
+    return infos.filter((info) => info.channels.some((c) => channels.includes(c))).map((info) => info.meta);
+  }
+
+  /** The public meta maps of every subscription in the cluster. */
+  async getAllSubscriptionsDetails(): Promise<Record<string, string>[]> {
+    return (await this.getAllSubscriptionInfos()).map((info) => info.meta);
+  }
+
+  /** A subscription whose stream is held by this server. */
+  getLocalSubscription(subscriptionId: string): EventSubscription | undefined {
+    return this.local.get(subscriptionId);
+  }
+
+  /** A cluster-wide counter (e.g. anonymous user ids, chat message ids). */
+  getNextSequence(name: string): Promise<number> {
+    return this.broker.nextSequence(name);
+  }
+
+  stats(): ServerEventsStats {
+    return {
+      broker: this.broker.name,
+      serverId: this.serverId,
+      localSubscriptions: this.local.size,
+      brokerTopics: this.router.subscribedTopics.size,
+      ...this.counters,
+    };
+  }
+
+  // ---- housekeeping and delivery -------------------------------------------
+
+  /**
+   * Removes subscriptions whose last heartbeat is older than `idleTimeoutMs`:
+   * this server's own, and those whose lease ran out because the server that
+   * held them died. Runs on the housekeeping timer; exposed for tests.
+   */
+  removeExpiredSubscriptions(): Promise<void> {
+    this.housekeepingRun ??= this.sweep()
+      .catch((error) => this.reportError(error))
+      .finally(() => (this.housekeepingRun = undefined));
+    return this.housekeepingRun;
+  }
+
+  private async sweep(): Promise<void> {
+    const deadline = Date.now() - this.idleTimeoutMs;
+    const idle = [...this.local.values()].filter((sub) => sub.lastPulseAt < deadline);
+    for (const sub of idle) {
+      this.counters.expiredSubscriptions++;
+      await this.unregister(sub.id);
+    }
+    const batch = 100;
+    for (;;) {
+      const expired = await this.broker.presence.takeExpired(batch);
+      for (const record of expired) {
+        this.counters.expiredSubscriptions++;
+        await this.retire(JSON.parse(record) as SubscriptionInfo);
+      }
+      if (expired.length < batch) break;
+    }
+  }
+
+  private receive(topic: string, payload: string): void {
+    let envelope: Envelope;
+    try {
+      envelope = decodeEnvelope(payload);
+    } catch (error) {
+      this.reportError(new Error(`ignored a malformed payload on topic ${topic}: ${String(error)}`));
+      return;
+    }
+    const members = this.router.membersOf(topic);
+    if (!members) return;
+    if (envelope.kind !== 'notify') {
+      for (const sub of members) void this.control(sub, envelope).catch((error) => this.reportError(error, sub));
+      return;
+    }
+    const { selector, body, channel, filter } = envelope;
+    for (const sub of members) {
+      if (filter === undefined || sub.hasChannel(filter)) this.write(sub, selector, body, channel);
+    }
+  }
+
+  private async control(sub: EventSubscription, control: Control): Promise<void> {
+    if (control.kind === 'pulse') this.acceptPulse(sub);
+    else if (control.kind === 'close') await this.dropLocal(sub);
+    else await this.applyChannels(sub, control.subscribe, control.unsubscribe);
+  }
+
+  private write(sub: EventSubscription, selector: string, body: string, channel?: string): void {
+    if (sub.isClosed) return;
+    const frame = sub.nextFrame(selector, body, channel);
+    try {
+      this.options.onPublish?.(sub, frame);
+    } catch (error) {
+      this.reportError(error, sub);
+    }
+    sub.write(frame);
+    this.counters.framesWritten++;
+  }
+
+  private async runHook(hook: ((sub: EventSubscription) => void | Promise<void>) | undefined, sub: EventSubscription): Promise<void> {
+    try {
+      await hook?.(sub);
+    } catch (error) {
+      this.reportError(error, sub);
+    }
+  }
+
+  /** Reports an error through `onError`, or logs it. */
+  reportError(error: unknown, sub?: EventSubscription): void {
+    this.counters.errors++;
+    if (this.options.onError) this.options.onError(error, sub);
+    else this.logger.error(`server-events: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+function topicsOf(info: SubscriptionInfo): string[] {
+  const names = [topics.all, topics.subscription(info.id), topics.userId(info.userId), ...info.channels.map(topics.channel)];
+  if (info.userName) names.push(topics.userName(info.userName));
+  if (info.sessionId) names.push(topics.session(info.sessionId));
+  return names;
+}
+
+function checkChannel(channel: string): void {
+  const problem = channelNameProblem(channel);
+  if (problem) throw new InvalidArgumentError(problem);
+}
+
+function checkSelector(selector: string): string {
+  const problem = selectorProblem(selector);
+  if (problem) throw new InvalidArgumentError(problem);
+  return selector;
+}

@@ -1,0 +1,16 @@
+import type { ClusterFactory } from '../helpers/cluster.js';
+import { clusterTests } from './cluster.js';
+import { endpointTests } from './endpoints.js';
+import { notifyTests } from './notify.js';
+import { presenceTests } from './presence.js';
+
+/**
+ * The behaviour every broker must show, as seen by real HTTP clients on real
+ * servers. Each broker's test file runs it unchanged with its own factory.
+ */
+export function conformanceSuite(factory: ClusterFactory): void {
+  endpointTests(factory);
+  presenceTests(factory);
+  notifyTests(factory);
+  clusterTests(factory);
+}
