@@ -1,3 +1,4 @@
+import { STATUS_CODES } from 'node:http';
 import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import type { Context, Middleware, Next } from 'koa';
@@ -56,10 +57,11 @@ function answerErrors(events: ServerEvents): Middleware {
         events.reportError(error);
         return;
       }
-      const { status, message, expose } = error as { status?: number; message?: string; expose?: boolean };
       if (error instanceof InvalidArgumentError) return sendError(ctx, 400, error.message);
-      if (typeof status === 'number' && status >= 400 && status < 500 && expose !== false) {
-        return sendError(ctx, status, message || 'Bad Request');
+      const { status, message, expose } = error as { status?: number; message?: string; expose?: boolean };
+      // Deliberate statuses (ctx.throw in a hook, body parser limits) pass through.
+      if (typeof status === 'number' && status >= 400 && status <= 599 && status !== 500) {
+        return sendError(ctx, status, (expose !== false && message) || STATUS_CODES[status] || 'Error');
       }
       events.reportError(error);
       sendError(ctx, 500, 'Internal Server Error');
