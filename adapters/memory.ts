@@ -125,6 +125,9 @@ export class MemoryBroker implements Broker {
     this.handler = handler;
   }
 
+  /** An in-process hub is never unreachable. */
+  onStatus(): void {}
+
   async nextSequence(name: string): Promise<number> {
     const next = (this.hub.sequences.get(name) ?? 0) + 1;
     this.hub.sequences.set(name, next);

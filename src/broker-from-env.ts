@@ -1,4 +1,6 @@
 import { MemoryBroker } from '../adapters/memory.js';
+import { NatsBroker } from '../adapters/nats.js';
+import { RedisBroker } from '../adapters/redis.js';
 import type { Broker } from './broker.js';
 
 /** A configuration mistake a person can fix; its message is one line. */
@@ -9,12 +11,27 @@ const brokerNames = ['memory', 'redis', 'nats'] as const;
 /**
  * The broker chosen by environment variables: `BROKER=memory|redis|nats`,
  * or `redis`/`nats` implied by `REDIS_URL`/`NATS_URL` alone. Default: memory.
+ * `BROKER_PREFIX` sets the key/subject prefix so several apps can share one
+ * Redis or NATS. The broker connects on `ServerEvents.start()`.
  */
 export function brokerFromEnv(env: NodeJS.ProcessEnv = process.env): Broker {
   const requested = env.BROKER?.trim().toLowerCase() || (env.REDIS_URL ? 'redis' : env.NATS_URL ? 'nats' : 'memory');
   if (!(brokerNames as readonly string[]).includes(requested)) {
     throw new ConfigError(`unknown BROKER '${env.BROKER}': use one of ${brokerNames.join(', ')}`);
   }
-  if (requested === 'memory') return new MemoryBroker();
-  throw new ConfigError(`BROKER=${requested} is not available in this version: only the memory broker is (unset BROKER to use it)`);
+  const prefix = env.BROKER_PREFIX || undefined;
+  if (requested === 'redis') {
+    const url = env.REDIS_URL || 'redis://127.0.0.1:6379';
+    if (!/^rediss?:\/\//.test(url)) throw new ConfigError(`REDIS_URL must start with redis:// or rediss://, not '${url}'`);
+    return new RedisBroker({ url, prefix: prefix ?? 'se:' });
+  }
+  if (requested === 'nats') {
+    const url = env.NATS_URL || 'nats://127.0.0.1:4222';
+    try {
+      return new NatsBroker({ url, prefix });
+    } catch (error) {
+      throw new ConfigError((error as Error).message);
+    }
+  }
+  return new MemoryBroker();
 }

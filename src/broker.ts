@@ -63,6 +63,15 @@ export interface Broker {
   onMessage(handler: (topic: string, payload: string) => void): void;
 
   /**
+   * Sets the one function told when the connection to the backend is lost
+   * (`connected: false`, with the reason) and when it is back
+   * (`connected: true`). While it is lost the adapter keeps retrying; once it
+   * is back, the adapter has subscribed to every topic again, and the core
+   * writes its presence records again (the backend may have restarted empty).
+   */
+  onStatus(handler: (status: BrokerStatus) => void): void;
+
+  /**
    * Returns the next value of a cluster-wide counter named `name`, starting
    * at 1. Atomic across the cluster: no two calls get the same value.
    */
@@ -73,6 +82,13 @@ export interface Broker {
    * it stay until their leases expire (the core removes its own first).
    */
   close(): Promise<void>;
+}
+
+/** A change in a broker's connection to its backend. */
+export interface BrokerStatus {
+  connected: boolean;
+  /** Why the connection was lost. */
+  reason?: string;
 }
 
 /**

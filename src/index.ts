@@ -1,6 +1,8 @@
-export type { Broker, PresenceStore } from './broker.js';
+export type { Broker, BrokerStatus, PresenceStore } from './broker.js';
 export { brokerFromEnv, ConfigError } from './broker-from-env.js';
 export { MemoryBroker, MemoryHub } from '../adapters/memory.js';
+export { RedisBroker, type RedisBrokerOptions } from '../adapters/redis.js';
+export { NatsBroker, type NatsBrokerOptions } from '../adapters/nats.js';
 export { ServerEvents, InvalidArgumentError, RawJson, rawJson, type ServerEventsStats } from './server-events.js';
 export type { ServerEventsOptions, Logger } from './options.js';
 export { EventSubscription, type SubscriptionInfo, type EventSink } from './subscription.js';

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { MemoryBroker } from '../adapters/memory.js';
-import type { Broker } from './broker.js';
+import type { Broker, BrokerStatus } from './broker.js';
 import { decodeEnvelope, encodeEnvelope, type Control, type Envelope } from './envelope.js';
 import { defaults, type Logger, type ServerEventsOptions } from './options.js';
 import { channelNameProblem, selectorProblem } from './protocol.js';
@@ -31,6 +31,7 @@ export interface ServerEventsStats {
   notificationsPublished: number;
   framesWritten: number;
   expiredSubscriptions: number;
+  brokerOutages: number;
   errors: number;
 }
 
@@ -54,12 +55,15 @@ export class ServerEvents {
   private readonly router: TopicRouter<EventSubscription>;
   private housekeeping: NodeJS.Timeout | undefined;
   private housekeepingRun: Promise<void> | undefined;
+  private brokerDown = false;
+  private readonly departures = new Set<Promise<void>>();
   private readonly counters = {
     totalConnections: 0,
     totalUnsubscriptions: 0,
     notificationsPublished: 0,
     framesWritten: 0,
     expiredSubscriptions: 0,
+    brokerOutages: 0,
     errors: 0,
   };
 
@@ -79,6 +83,7 @@ export class ServerEvents {
   async start(): Promise<void> {
     if (this.housekeeping) return;
     this.broker.onMessage((topic, payload) => this.receive(topic, payload));
+    this.broker.onStatus((status) => this.brokerStatusChanged(status));
     await this.broker.connect();
     this.housekeeping = setInterval(() => void this.removeExpiredSubscriptions(), this.houseKeepingIntervalMs);
     this.housekeeping.unref();
@@ -93,6 +98,7 @@ export class ServerEvents {
     this.housekeeping = undefined;
     await this.housekeepingRun;
     await Promise.all([...this.local.keys()].map((id) => this.unregister(id)));
+    await Promise.all(this.departures);
     await this.broker.close();
   }
 
@@ -221,6 +227,22 @@ export class ServerEvents {
     sub.close();
     await this.router.remove(sub, topicsOf(sub.info));
     await this.runHook(this.options.onUnsubscribe, sub);
+  }
+
+  /**
+   * Called when the client of a stream on this server went away: the stream
+   * is closed and the subscription unregistered in the background (tracked,
+   * so that `stop()` waits for it before closing the broker).
+   */
+  streamClosed(sub: EventSubscription): void {
+    sub.close();
+    // Already removed by this server (the close is the echo of its own end()).
+    if (this.local.get(sub.id) !== sub) return;
+    const departure = this.unregister(sub.id)
+      .then(() => undefined)
+      .catch((error) => this.reportError(error, sub))
+      .finally(() => this.departures.delete(departure));
+    this.departures.add(departure);
   }
 
   /**
@@ -365,6 +387,29 @@ export class ServerEvents {
       }
       if (expired.length < batch) break;
     }
+  }
+
+  /**
+   * While the broker is away the streams stay open and notifications fail;
+   * once it is back, this server's records are written again, since the
+   * backend may have restarted empty.
+   */
+  private brokerStatusChanged(status: BrokerStatus): void {
+    if (!status.connected) {
+      if (this.brokerDown) return;
+      this.brokerDown = true;
+      this.counters.brokerOutages++;
+      this.logger.warn(
+        `server-events: lost the ${this.broker.name} broker (${status.reason ?? 'connection closed'}); keeping ${this.local.size} streams open and retrying`,
+      );
+      return;
+    }
+    if (!this.brokerDown) return;
+    this.brokerDown = false;
+    this.logger.warn(`server-events: the ${this.broker.name} broker is back; restoring ${this.local.size} presence records`);
+    void Promise.all(
+      [...this.local.values()].map((sub) => this.broker.presence.put(sub.id, JSON.stringify(sub.info), this.idleTimeoutMs)),
+    ).catch((error) => this.reportError(error));
   }
 
   private receive(topic: string, payload: string): void {

@@ -60,10 +60,7 @@ export async function openEventStream(ctx: Context, events: ServerEvents, option
   await options.onConnect?.(sub, connectArgs);
 
   startStream(ctx);
-  ctx.req.once('close', () => {
-    sub.close();
-    void events.unregister(info.id).catch((error) => events.reportError(error, sub));
-  });
+  ctx.req.once('close', () => events.streamClosed(sub));
   await events.register(sub, connectArgs);
 }
 

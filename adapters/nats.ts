@@ -1,0 +1,230 @@
+// nats.js v3 (`@nats-io/transport-node` with `@nats-io/kv`) is the line the
+// NATS team maintains now: it supersedes the single `nats` package (v2),
+// split into core, JetStream and KV modules under strict semver.
+import { Kvm, type KV } from '@nats-io/kv';
+import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import type { Broker, BrokerStatus, PresenceStore } from '../src/broker.js';
+
+export interface NatsBrokerOptions {
+  /** `nats://host:port`, or several separated by commas. Default `nats://127.0.0.1:4222`. */
+  url?: string;
+  /**
+   * Put before every subject and KV bucket name, so several apps can share
+   * one NATS. Letters, digits, `-` and `_` only (a `.` ends it on subjects).
+   * Default `se`.
+   */
+  prefix?: string;
+  /**
+   * How long the presence bucket keeps a record nobody renews, as a backstop
+   * behind the leases; it must exceed the idle timeout. Default 1 hour.
+   */
+  presenceMaxAgeMs?: number;
+}
+
+interface Lease {
+  record: string;
+  expiresAt: number;
+}
+
+/** How often a compare-and-set is retried when another server changed the key first. */
+const casAttempts = 5;
+
+/**
+ * Presence in a JetStream key/value bucket. A record's value carries its
+ * lease deadline; every change is a compare-and-set on the key's revision,
+ * so exactly one server wins a removal. Deadlines use the app servers'
+ * clocks, which must agree within a fraction of the idle timeout.
+ */
+class NatsPresence implements PresenceStore {
+  constructor(private readonly bucket: () => KV) {}
+
+  async put(id: string, record: string, ttlMs: number): Promise<void> {
+    await this.bucket().put(id, JSON.stringify({ record, expiresAt: Date.now() + ttlMs }));
+  }
+
+  async get(id: string): Promise<string | undefined> {
+    const found = await this.read(id);
+    return found && found.lease.expiresAt > Date.now() ? found.lease.record : undefined;
+  }
+
+  async touch(id: string, ttlMs: number): Promise<boolean> {
+    for (let attempt = 0; attempt < casAttempts; attempt++) {
+      const found = await this.read(id);
+      if (!found || found.lease.expiresAt <= Date.now()) return false;
+      const renewed = JSON.stringify({ record: found.lease.record, expiresAt: Date.now() + ttlMs });
+      if (await compareAndSet(() => this.bucket().update(id, renewed, found.revision))) return true;
+    }
+    return false;
+  }
+
+  async remove(id: string): Promise<string | undefined> {
+    for (let attempt = 0; attempt < casAttempts; attempt++) {
+      const found = await this.read(id);
+      if (!found) return undefined;
+      if (await compareAndSet(() => this.bucket().delete(id, { previousSeq: found.revision }))) return found.lease.record;
+    }
+    return undefined;
+  }
+
+  async list(): Promise<string[]> {
+    const now = Date.now();
+    const found = await Promise.all((await this.keys()).map((id) => this.read(id)));
+    return found.filter((f) => f && f.lease.expiresAt > now).map((f) => f!.lease.record);
+  }
+
+  async takeExpired(limit: number): Promise<string[]> {
+    const taken: string[] = [];
+    for (const id of await this.keys()) {
+      if (taken.length >= limit) break;
+      const found = await this.read(id);
+      if (!found || found.lease.expiresAt > Date.now()) continue;
+      if (await compareAndSet(() => this.bucket().delete(id, { previousSeq: found.revision }))) taken.push(found.lease.record);
+    }
+    return taken;
+  }
+
+  private async keys(): Promise<string[]> {
+    const ids: string[] = [];
+    for await (const key of await this.bucket().keys()) ids.push(key);
+    return ids;
+  }
+
+  private async read(id: string): Promise<{ lease: Lease; revision: number } | undefined> {
+    const entry = await this.bucket().get(id);
+    if (!entry || entry.operation !== 'PUT') return undefined;
+    return { lease: entry.json<Lease>(), revision: entry.revision };
+  }
+}
+
+/** Runs a conditional write; `false` when another writer got there first. */
+async function compareAndSet(write: () => Promise<unknown>): Promise<boolean> {
+  try {
+    await write();
+    return true;
+  } catch (error) {
+    if (/wrong last sequence|key exists/i.test((error as Error).message)) return false;
+    throw error;
+  }
+}
+
+/**
+ * The NATS broker: topics are core NATS subjects (`{prefix}.{topic}`; the
+ * core percent-encodes names, so `.`, `*` and `>` in a channel name never
+ * reach a subject), presence and counters live in JetStream key/value
+ * buckets. The client reconnects by itself and subscribes again.
+ */
+export class NatsBroker implements Broker {
+  readonly name = 'nats';
+  readonly presence: PresenceStore;
+  readonly url: string;
+  private readonly prefix: string;
+  private readonly presenceMaxAgeMs: number;
+  private nc: NatsConnection | undefined;
+  private presenceBucket: KV | undefined;
+  private sequenceBucket: KV | undefined;
+  private readonly subscriptions = new Map<string, Subscription>();
+  private handler: (topic: string, payload: string) => void = () => {};
+  private statusHandler: (status: BrokerStatus) => void = () => {};
+
+  constructor(options: NatsBrokerOptions = {}) {
+    this.url = options.url ?? 'nats://127.0.0.1:4222';
+    this.prefix = options.prefix ?? 'se';
+    if (!/^[A-Za-z0-9_-]+$/.test(this.prefix)) throw new Error(`NATS prefix '${this.prefix}' may contain only letters, digits, '-' and '_'`);
+    this.presenceMaxAgeMs = options.presenceMaxAgeMs ?? 3_600_000;
+    this.presence = new NatsPresence(() => this.required(this.presenceBucket));
+  }
+
+  async connect(): Promise<void> {
+    try {
+      this.nc = await connect({ servers: this.url.split(','), maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+    } catch (error) {
+      throw new Error(`cannot reach NATS at ${this.url}: ${(error as Error).message}`);
+    }
+    try {
+      await this.openBuckets();
+    } catch (error) {
+      await this.nc.close();
+      throw new Error(`NATS at ${this.url} has no usable JetStream (start nats-server with -js): ${(error as Error).message}`);
+    }
+    void this.watchStatus(this.nc);
+  }
+
+  async publish(topic: string, payload: string): Promise<void> {
+    this.required(this.nc).publish(this.subject(topic), payload);
+  }
+
+  async subscribe(topics: readonly string[]): Promise<void> {
+    const nc = this.required(this.nc);
+    for (const topic of topics) {
+      if (this.subscriptions.has(topic)) continue;
+      const subscription = nc.subscribe(this.subject(topic), {
+        callback: (error, msg) => {
+          if (!error) this.handler(topic, msg.string());
+        },
+      });
+      this.subscriptions.set(topic, subscription);
+    }
+    // Once the server has answered a ping, it has every SUB sent before it.
+    await nc.flush();
+  }
+
+  async unsubscribe(topics: readonly string[]): Promise<void> {
+    for (const topic of topics) {
+      this.subscriptions.get(topic)?.unsubscribe();
+      this.subscriptions.delete(topic);
+    }
+  }
+
+  onMessage(handler: (topic: string, payload: string) => void): void {
+    this.handler = handler;
+  }
+
+  onStatus(handler: (status: BrokerStatus) => void): void {
+    this.statusHandler = handler;
+  }
+
+  async nextSequence(name: string): Promise<number> {
+    const bucket = this.required(this.sequenceBucket);
+    const key = /^[A-Za-z0-9_-]+$/.test(name) ? name : Buffer.from(name).toString('hex');
+    for (;;) {
+      const entry = await bucket.get(key);
+      const next = entry && entry.operation === 'PUT' ? Number(entry.string()) + 1 : 1;
+      const write = entry ? () => bucket.update(key, String(next), entry.revision) : () => bucket.create(key, String(next));
+      if (await compareAndSet(write)) return next;
+    }
+  }
+
+  async close(): Promise<void> {
+    const nc = this.nc;
+    this.nc = undefined;
+    this.subscriptions.clear();
+    if (nc && !nc.isClosed()) await nc.close();
+  }
+
+  private async openBuckets(): Promise<void> {
+    const kvm = new Kvm(this.required(this.nc));
+    this.presenceBucket = await kvm.create(`${this.prefix}_presence`, { history: 1, ttl: this.presenceMaxAgeMs });
+    this.sequenceBucket = await kvm.create(`${this.prefix}_sequences`, { history: 1 });
+  }
+
+  private async watchStatus(nc: NatsConnection): Promise<void> {
+    for await (const status of nc.status()) {
+      if (status.type === 'disconnect') {
+        this.statusHandler({ connected: false, reason: `disconnected from ${status.server}` });
+      } else if (status.type === 'reconnect') {
+        // A restarted server without storage has lost the buckets: open (or create) them again.
+        await this.openBuckets().catch(() => {});
+        this.statusHandler({ connected: true });
+      }
+    }
+  }
+
+  private subject(topic: string): string {
+    return `${this.prefix}.${topic}`;
+  }
+
+  private required<T>(value: T | undefined): T {
+    if (value === undefined) throw new Error('the NATS broker is not connected');
+    return value;
+  }
+}
