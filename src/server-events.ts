@@ -29,6 +29,8 @@ export interface ServerEventsStats {
   totalConnections: number;
   totalUnsubscriptions: number;
   notificationsPublished: number;
+  /** Payloads this server received from the broker: only for topics its own streams hold. */
+  brokerMessagesReceived: number;
   framesWritten: number;
   expiredSubscriptions: number;
   brokerOutages: number;
@@ -61,6 +63,7 @@ export class ServerEvents {
     totalConnections: 0,
     totalUnsubscriptions: 0,
     notificationsPublished: 0,
+    brokerMessagesReceived: 0,
     framesWritten: 0,
     expiredSubscriptions: 0,
     brokerOutages: 0,
@@ -413,6 +416,7 @@ export class ServerEvents {
   }
 
   private receive(topic: string, payload: string): void {
+    this.counters.brokerMessagesReceived++;
     let envelope: Envelope;
     try {
       envelope = decodeEnvelope(payload);

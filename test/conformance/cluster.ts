@@ -96,3 +96,22 @@ export function clusterTests(factory: ClusterFactory): void {
     t.not(a.connectArgs.userId, b.connectArgs.userId);
   });
 }
+
+/** Routing per topic: a server hears only what its own streams need. */
+export function routingTests(factory: ClusterFactory): void {
+  test(`${factory.name}: cluster: a server receives only the messages for topics its own streams hold`, async (t) => {
+    const { connect, servers } = await fixture(t, factory, { count: 2 });
+    const onA = await connect('?channels=only-a', { on: 0 });
+    await connect('?channels=only-b', { on: 1 });
+    await delay(200);
+    const before = servers.map((s) => s.events.stats().brokerMessagesReceived);
+    for (let i = 0; i < 20; i++) await servers[1]!.events.notifyChannel('only-a', 'cmd.msg', i);
+    await servers[1]!.events.notifyUserId(onA.connectArgs.userId!, 'cmd.msg', 'user');
+    await servers[0]!.events.notifyChannel('nobody-here', 'cmd.msg', 'lost');
+    await onA.count(only('cmd.msg'), 21);
+    await delay(200);
+    const after = servers.map((s) => s.events.stats().brokerMessagesReceived);
+    t.is(after[0]! - before[0]!, 21, 'server A got its 21 messages');
+    t.is(after[1]! - before[1]!, 0, 'server B got none of them');
+  });
+}

@@ -1,5 +1,5 @@
 import type { ClusterFactory } from '../helpers/cluster.js';
-import { clusterTests } from './cluster.js';
+import { clusterTests, routingTests } from './cluster.js';
 import { endpointTests } from './endpoints.js';
 import { notifyTests } from './notify.js';
 import { presenceTests } from './presence.js';
@@ -13,4 +13,5 @@ export function conformanceSuite(factory: ClusterFactory): void {
   presenceTests(factory);
   notifyTests(factory);
   clusterTests(factory);
+  routingTests(factory);
 }
