@@ -89,6 +89,23 @@ export function notifyTests(factory: ClusterFactory): void {
     t.is(listed.length, 1);
   });
 
+  test(name('user ids, user names and session ids with dots, wildcards, spaces and non-ASCII work'), async (t) => {
+    const { connect, server } = await fixture(t, factory, {
+      http: { authenticate: () => ({ userId: 'u.1 *>é', userName: 'john.doe >', sessionId: 's.* >☕' }) },
+    });
+    const stream = await connect('?channels=home');
+    t.is(stream.connectArgs.userId, 'u.1 *>é');
+    await server.events.notifyUserId('u.1 *>é', 'cmd.msg', 'by id');
+    await server.events.notifyUserId('u', 'cmd.msg', 'prefix of the id: not for us');
+    await server.events.notifyUserName('john.doe >', 'cmd.msg', 'by name');
+    await server.events.notifySession('s.* >☕', 'cmd.msg', 'by session');
+    await server.events.notifySession('s.*', 'cmd.msg', 'prefix of the session: not for us');
+    await server.events.notifySubscription(stream.id, 'cmd.msg', 'end');
+    await stream.next((f) => f.body === 'end');
+    t.deepEqual(messages(stream), ['by id', 'by name', 'by session', 'end']);
+    t.deepEqual((await server.events.getSubscriptionInfosByUserId('u.1 *>é')).map((i) => i.id), [stream.id]);
+  });
+
   test(name('getNextSequence counts up from 1 per name'), async (t) => {
     const { server } = await fixture(t, factory);
     t.is(await server.events.getNextSequence('chat'), 1);
