@@ -1,6 +1,7 @@
 // nats.js v3 (`@nats-io/transport-node` with `@nats-io/kv`) is the line the
 // NATS team maintains now: it supersedes the single `nats` package (v2),
-// split into core, JetStream and KV modules under strict semver.
+// split into core, JetStream and KV modules under strict semver. Pinned to
+// 3.3.x: from 3.4 its id generator declares Node 22, and this project runs on 20.
 import { Kvm, type KV } from '@nats-io/kv';
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import type { Broker, BrokerStatus, PresenceStore } from '../src/broker.js';

@@ -2,7 +2,7 @@ import type { ClusterFactory } from '../helpers/cluster.js';
 import { clusterTests, routingTests } from './cluster.js';
 import { endpointTests } from './endpoints.js';
 import { notifyTests } from './notify.js';
-import { presenceTests } from './presence.js';
+import { hookTests, presenceTests } from './presence.js';
 
 /**
  * The behaviour every broker must show, as seen by real HTTP clients on real
@@ -11,6 +11,7 @@ import { presenceTests } from './presence.js';
 export function conformanceSuite(factory: ClusterFactory): void {
   endpointTests(factory);
   presenceTests(factory);
+  hookTests(factory);
   notifyTests(factory);
   clusterTests(factory);
   routingTests(factory);

@@ -157,3 +157,51 @@ export function presenceTests(factory: ClusterFactory): void {
     t.deepEqual(a.frames.map((f) => f.selector), ['cmd.onConnect']);
   });
 }
+
+/** The core's own hooks, reset and stats. */
+export function hookTests(factory: ClusterFactory): void {
+  const name = (title: string) => `${factory.name}: ${title}`;
+
+  test(name('onUpdate, onUnsubscribe, onPublish and onError hooks are called'), async (t) => {
+    const calls: string[] = [];
+    const errors: unknown[] = [];
+    const { connect, server } = await fixture(t, factory, {
+      events: {
+        onUpdate: (sub) => void calls.push(`update ${sub.channels.join(',')}`),
+        onUnsubscribe: (sub) => void calls.push(`unsubscribe ${sub.info.displayName}`),
+        onPublish: (_sub, frame) => {
+          if (frame.includes('cmd.onLeave')) calls.push('publish leave');
+          if (frame.includes('cmd.boom')) throw new Error('hook failed');
+        },
+        onError: (error) => void errors.push(error),
+      },
+    });
+    const watcher = await connect('?channels=home');
+    const mover = await connect('?channels=home');
+    await request('POST', mover.connectArgs.updateSubscriberUrl!, { form: { SubscribeChannels: 'x' } });
+    await request('POST', mover.connectArgs.unRegisterUrl!);
+    await watcher.next(only('cmd.onLeave'));
+    t.deepEqual(calls, ['update home,x', `unsubscribe ${mover.connectArgs.displayName}`, 'publish leave']);
+    t.deepEqual(errors, []);
+    await server.events.notifyChannel('home', 'cmd.boom', 1);
+    await watcher.next(only('cmd.boom'));
+    t.is((errors[0] as Error).message, 'hook failed', 'a failing hook is reported, and the frame still goes out');
+  });
+
+  test(name('reset ends this server\'s streams without announcing them; stats count what happened'), async (t) => {
+    const { connect, servers } = await fixture(t, factory, { count: 2 });
+    const watcher = await connect('?channels=home', { on: 1 });
+    const local = await connect('?channels=home', { on: 0 });
+    await watcher.next((f) => f.selector === 'cmd.onJoin' && userOf(f) === local.connectArgs.userId);
+    const stats = servers[0]!.events.stats();
+    t.is(stats.localSubscriptions, 1);
+    t.is(stats.totalConnections, 1);
+    t.true(stats.brokerTopics >= 5, 'all, sub, user, session and channel topics');
+    await servers[0]!.events.reset();
+    await local.closed();
+    await delay(200);
+    t.false(watcher.frames.some(only('cmd.onLeave')));
+    t.deepEqual((await servers[1]!.events.getAllSubscriptionInfos()).map((i) => i.id), [watcher.id]);
+    t.is(servers[0]!.events.stats().localSubscriptions, 0);
+  });
+}
