@@ -186,8 +186,14 @@ export class ServerEvents {
   async register(sub: EventSubscription, connectArgs?: Record<string, string>): Promise<void> {
     this.local.set(sub.id, sub);
     this.counters.totalConnections++;
-    await this.broker.presence.put(sub.id, JSON.stringify(sub.info), this.idleTimeoutMs);
-    await this.router.add(sub, topicsOf(sub.info));
+    try {
+      await this.broker.presence.put(sub.id, JSON.stringify(sub.info), this.idleTimeoutMs);
+      await this.router.add(sub, topicsOf(sub.info));
+    } catch (error) {
+      // Without the broker the subscription cannot work: end the stream so the client retries.
+      await this.dropLocal(sub).catch(() => {});
+      throw error;
+    }
     if (sub.isClosed) {
       await this.unregister(sub.id);
       return;
