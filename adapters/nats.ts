@@ -124,6 +124,7 @@ export class NatsBroker implements Broker {
   private presenceBucket: KV | undefined;
   private sequenceBucket: KV | undefined;
   private readonly subscriptions = new Map<string, Subscription>();
+  private connected = false;
   private handler: (topic: string, payload: string) => void = () => {};
   private statusHandler: (status: BrokerStatus) => void = () => {};
 
@@ -147,10 +148,13 @@ export class NatsBroker implements Broker {
       await this.nc.close();
       throw new Error(`NATS at ${this.url} has no usable JetStream (start nats-server with -js): ${(error as Error).message}`);
     }
+    this.connected = true;
     void this.watchStatus(this.nc);
   }
 
   async publish(topic: string, payload: string): Promise<void> {
+    // nats.js would buffer it and send it late; the contract says a publish that cannot reach the server fails.
+    if (!this.connected) throw new Error(`NATS at ${this.url} is unreachable: not published`);
     this.required(this.nc).publish(this.subject(topic), payload);
   }
 
@@ -211,10 +215,12 @@ export class NatsBroker implements Broker {
   private async watchStatus(nc: NatsConnection): Promise<void> {
     for await (const status of nc.status()) {
       if (status.type === 'disconnect') {
+        this.connected = false;
         this.statusHandler({ connected: false, reason: `disconnected from ${status.server}` });
       } else if (status.type === 'reconnect') {
         // A restarted server without storage has lost the buckets: open (or create) them again.
         await this.openBuckets().catch(() => {});
+        this.connected = true;
         this.statusHandler({ connected: true });
       }
     }

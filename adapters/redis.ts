@@ -126,7 +126,7 @@ export class RedisBroker implements Broker {
       lazyConnect: true,
       // Commands sent during an outage fail after a few retries instead of waiting forever.
       maxRetriesPerRequest: 2,
-      retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 1000),
+      retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 500),
       ...options.redisOptions,
     };
     this.commands = new Redis(this.url, redisOptions);

@@ -100,9 +100,12 @@ export class ServerEvents {
     clearInterval(this.housekeeping);
     this.housekeeping = undefined;
     await this.housekeepingRun;
-    await Promise.all([...this.local.keys()].map((id) => this.unregister(id)));
-    await Promise.all(this.departures);
-    await this.broker.close();
+    try {
+      await Promise.allSettled([...this.local.keys()].map((id) => this.unregister(id)));
+      await Promise.allSettled(this.departures);
+    } finally {
+      await this.broker.close();
+    }
   }
 
   /**
@@ -192,6 +195,7 @@ export class ServerEvents {
     } catch (error) {
       // Without the broker the subscription cannot work: end the stream so the client retries.
       await this.dropLocal(sub).catch(() => {});
+      await this.broker.presence.remove(sub.id).catch(() => {});
       throw error;
     }
     if (sub.isClosed) {
@@ -230,8 +234,12 @@ export class ServerEvents {
     if (this.notifyChannelOfSubscriptions) await this.notifyChannels(info.channels, 'cmd.onLeave', JSON.stringify(info.meta));
   }
 
+  private isLocal(sub: EventSubscription): boolean {
+    return this.local.get(sub.id) === sub;
+  }
+
   private async dropLocal(sub: EventSubscription): Promise<void> {
-    if (this.local.get(sub.id) !== sub) return;
+    if (!this.isLocal(sub)) return;
     this.local.delete(sub.id);
     sub.close();
     await this.router.remove(sub, topicsOf(sub.info));
@@ -246,7 +254,7 @@ export class ServerEvents {
   streamClosed(sub: EventSubscription): void {
     sub.close();
     // Already removed by this server (the close is the echo of its own end()).
-    if (this.local.get(sub.id) !== sub) return;
+    if (!this.isLocal(sub)) return;
     const departure = this.unregister(sub.id)
       .then(() => undefined)
       .catch((error) => this.reportError(error, sub))
@@ -310,7 +318,13 @@ export class ServerEvents {
     sub.setChannels(after);
     await this.router.add(sub, after.filter((c) => !before.includes(c)).map(topics.channel));
     await this.router.remove(sub, before.filter((c) => !after.includes(c)).map(topics.channel));
+    // An unregister may have run meanwhile: writing the record then would bring it back.
+    if (!this.isLocal(sub)) return;
     await this.broker.presence.put(sub.id, JSON.stringify(sub.info), this.idleTimeoutMs);
+    if (!this.isLocal(sub)) {
+      await this.broker.presence.remove(sub.id);
+      return;
+    }
     await this.runHook(this.options.onUpdate, sub);
     if (this.notifyChannelOfSubscriptions) {
       const merged = [...new Set([...before, ...after])];
@@ -381,6 +395,8 @@ export class ServerEvents {
   }
 
   private async sweep(): Promise<void> {
+    // Nothing can be removed while the broker is away; the outage was logged once already.
+    if (this.brokerDown) return;
     const deadline = Date.now() - this.idleTimeoutMs;
     const idle = [...this.local.values()].filter((sub) => sub.lastPulseAt < deadline);
     for (const sub of idle) {
@@ -416,9 +432,10 @@ export class ServerEvents {
     if (!this.brokerDown) return;
     this.brokerDown = false;
     this.logger.warn(`server-events: the ${this.broker.name} broker is back; restoring ${this.local.size} presence records`);
-    void Promise.all(
-      [...this.local.values()].map((sub) => this.broker.presence.put(sub.id, JSON.stringify(sub.info), this.idleTimeoutMs)),
-    ).catch((error) => this.reportError(error));
+    void Promise.all([
+      ...[...this.local.values()].map((sub) => this.broker.presence.put(sub.id, JSON.stringify(sub.info), this.idleTimeoutMs)),
+      this.router.retry(),
+    ]).catch((error) => this.reportError(error));
   }
 
   private receive(topic: string, payload: string): void {

@@ -67,6 +67,11 @@ export class TopicRouter<Member> {
     return this.members.get(topic);
   }
 
+  /** Flushes changes that failed earlier (after the broker came back). */
+  retry(): Promise<void> {
+    return this.schedule();
+  }
+
   /** Topics the broker is subscribed to for this server. */
   get subscribedTopics(): ReadonlySet<string> {
     return this.brokerTopics;

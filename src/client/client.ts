@@ -82,7 +82,9 @@ export class ServerEventsClient {
     if (typeof window !== 'undefined' && !this.unloadHooked) {
       this.unloadHooked = true;
       // Leave at once when the page goes away rather than after the idle timeout.
-      window.addEventListener('pagehide', () => {
+      window.addEventListener('pagehide', (event) => {
+        // A page kept in the back/forward cache may come back: keep the subscription.
+        if (event.persisted) return;
         const url = this.info?.unRegisterUrl;
         this.stopped = true;
         this.abort?.abort();

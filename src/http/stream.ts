@@ -17,6 +17,9 @@ export async function openEventStream(ctx: Context, events: ServerEvents, option
   const problem = channels.map(channelNameProblem).find(Boolean);
   if (problem) return sendError(ctx, 400, problem);
 
+  // A client may leave while the hooks below run; then no subscription must be made.
+  let gone = false;
+  ctx.req.once('close', () => (gone = true));
   await options.onInit?.(ctx);
   const identity = (await options.authenticate?.(ctx)) ?? {};
   const isAuthenticated = identity.isAuthenticated ?? identity.userId !== undefined;
@@ -33,7 +36,7 @@ export async function openEventStream(ctx: Context, events: ServerEvents, option
     id: createRandomId(),
     userId,
     userName: identity.userName,
-    displayName: displayName ?? `user${userId}`,
+    displayName: displayName ?? userId,
     sessionId: identity.sessionId ?? ensureSessionId(ctx),
     channels,
     createdAt: Date.now(),
@@ -58,6 +61,7 @@ export async function openEventStream(ctx: Context, events: ServerEvents, option
     idleTimeoutMs: String(events.idleTimeoutMs),
   };
   await options.onConnect?.(sub, connectArgs);
+  if (gone || ctx.req.destroyed) return;
 
   startStream(ctx);
   ctx.req.once('close', () => events.streamClosed(sub));

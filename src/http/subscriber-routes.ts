@@ -49,25 +49,21 @@ export class SubscriberRoutes {
     const id = (ctx.params as Record<string, string | undefined>).id ?? stringField(ctx, 'id');
     const subscribe = listField(ctx, 'subscribeChannels');
     const unsubscribe = listField(ctx, 'unsubscribeChannels');
-    const problem = [...subscribe, ...unsubscribe].map(channelNameProblem).find(Boolean);
-    if (problem) return sendError(ctx, 400, problem);
     const info = await this.findOwned(ctx, id, `Access to Subscription '${id}' is forbidden`);
     if (!info) return;
+    const problem = [...subscribe, ...unsubscribe].map(channelNameProblem).find(Boolean);
+    if (problem) return sendError(ctx, 400, problem);
     if (!(await this.events.updateChannels(info.id, subscribe, unsubscribe))) {
       return sendError(ctx, 404, subscriptionNotFound(info.id));
     }
     ctx.body = {};
   };
 
-  /** The record of `id` when it exists and the caller may act on it; otherwise answers 400/404/403. */
+  /** The record of `id` when it exists and the caller may act on it; otherwise answers 404/403, as ServiceStack. */
   private async findOwned(ctx: Context, id: string | undefined, forbidden: string): Promise<SubscriptionInfo | undefined> {
-    if (!id) {
-      sendError(ctx, 400, "Missing subscription 'id'");
-      return undefined;
-    }
-    const info = await this.events.getSubscriptionInfo(id);
+    const info = id ? await this.events.getSubscriptionInfo(id) : undefined;
     if (!info) {
-      sendError(ctx, 404, subscriptionNotFound(id));
+      sendError(ctx, 404, subscriptionNotFound(id ?? ''));
       return undefined;
     }
     if ((this.options.validateUserAddress ?? true) && info.userAddress !== ctx.ip) {

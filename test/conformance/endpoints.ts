@@ -1,6 +1,7 @@
 import test from 'ava';
 import type { ClusterFactory } from '../helpers/cluster.js';
-import { request } from '../helpers/server.js';
+import http from 'node:http';
+import { delay, request } from '../helpers/server.js';
 import { only } from '../helpers/sse.js';
 import { fixture } from './fixture.js';
 
@@ -76,14 +77,15 @@ export function endpointTests(factory: ClusterFactory): void {
     t.is((beat.body as Record<string, string>).channels, 'home');
   });
 
-  test(name('heartbeat for an unknown id is 404 with ServiceStack\'s reason phrase; without id 400'), async (t) => {
+  test(name('heartbeat for an unknown id is 404 with ServiceStack\'s reason phrase, also without an id'), async (t) => {
     const { server } = await fixture(t, factory);
     const unknown = await request('POST', `${server.url}/event-heartbeat?id=nope`);
     t.is(unknown.status, 404);
     t.is(unknown.statusText, "Subscription 'nope' does not exist");
     t.deepEqual(unknown.json, { responseStatus: { errorCode: 'NotFound', message: "Subscription 'nope' does not exist" } });
     const missing = await request('POST', `${server.url}/event-heartbeat`);
-    t.is(missing.status, 400);
+    t.is(missing.status, 404);
+    t.is(missing.statusText, "Subscription '' does not exist");
   });
 
   test(name('unregister answers the meta map, ends the stream, and a second call is 404'), async (t) => {
@@ -174,6 +176,22 @@ export function endpointTests(factory: ClusterFactory): void {
       body: '{"id": ',
     });
     t.is(res.status, 400);
+  });
+
+  test(name('a client that leaves while its stream is being set up leaves no subscription behind'), async (t) => {
+    const { connect, server } = await fixture(t, factory, {
+      http: { authenticate: async () => delay(300).then(() => undefined) },
+    });
+    const watcher = connect('?channels=home');
+    const quitter = http.get(`${server.url}/event-stream?channels=home`);
+    quitter.on('error', () => {});
+    await delay(100);
+    quitter.destroy();
+    const stream = await watcher;
+    await delay(500);
+    t.deepEqual((await server.events.getAllSubscriptionInfos()).map((i) => i.id), [stream.id]);
+    t.is(stream.frames.filter((f) => f.selector === 'cmd.onJoin').length, 1, 'only its own join');
+    t.is(server.events.stats().localSubscriptions, 1);
   });
 
   test(name('routes mount under a prefix'), async (t) => {

@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,8 +10,8 @@ export interface BrokerProcess {
   port: number;
   /** Kills the process (SIGKILL by default) and waits for it to exit. */
   kill(signal?: NodeJS.Signals): Promise<void>;
-  /** Starts it again on the same port (and, for NATS, the same storage). */
-  restart(): Promise<void>;
+  /** Starts it again on the same port; NATS keeps its storage unless `wipe` is set. */
+  restart(options?: { wipe?: boolean }): Promise<void>;
   /** Kills it and removes its files. */
   dispose(): Promise<void>;
 }
@@ -54,7 +54,13 @@ function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
   });
 }
 
-async function ownProcess(url: (port: number) => string, command: string, args: (port: number) => string[], cleanup = () => {}): Promise<BrokerProcess> {
+async function ownProcess(
+  url: (port: number) => string,
+  command: string,
+  args: (port: number) => string[],
+  cleanup = () => {},
+  wipe = () => {},
+): Promise<BrokerProcess> {
   const port = await freePort();
   let child: ChildProcess | undefined;
   const start = async () => {
@@ -74,7 +80,10 @@ async function ownProcess(url: (port: number) => string, command: string, args: 
     url: url(port),
     port,
     kill,
-    restart: start,
+    restart: async (options = {}) => {
+      if (options.wipe) wipe();
+      await start();
+    },
     async dispose() {
       await kill();
       cleanup();
@@ -99,10 +108,9 @@ export function startNats(binary: string): Promise<BrokerProcess> {
     binary,
     (port) => ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storage],
     () => rmSync(storage, { recursive: true, force: true }),
+    () => {
+      rmSync(storage, { recursive: true, force: true });
+      mkdirSync(storage);
+    },
   );
-}
-
-/** Why a broker's tests cannot run here, or `undefined` when they can. Under CI=true a missing broker is a failure. */
-export function brokerMissing(binary: string): string | undefined {
-  return findBinary(binary) ? undefined : `${binary} is not installed`;
 }
