@@ -31,6 +31,15 @@ test('the CLI answers a bad flag, a bad port and a bad broker with one line and 
   t.is(broker.stderr.split('\n').length, 1);
 });
 
+test('an unreachable Redis or NATS gives a one-line error and exit 1', (t) => {
+  const redis = cli([], { BROKER: 'redis', REDIS_URL: 'redis://127.0.0.1:1' });
+  t.is(redis.status, 1);
+  t.regex(redis.stderr, /^server-events: cannot reach Redis at redis:\/\/127\.0\.0\.1:1: .+$/);
+  const nats = cli([], { BROKER: 'nats', NATS_URL: 'nats://127.0.0.1:1' });
+  t.is(nats.status, 1);
+  t.regex(nats.stderr, /^server-events: cannot reach NATS at nats:\/\/127\.0\.0\.1:1: .+$/);
+});
+
 test('the CLI prints its usage with --help', (t) => {
   const help = cli(['--help']);
   t.is(help.status, 0);

@@ -98,7 +98,7 @@ export function presenceTests(factory: ClusterFactory): void {
     t.is(alice.connectArgs.profileUrl, 'https://example.test/p.png');
   });
 
-  test(name('hooks run in order: onInit, onCreated, onConnect, cmd.onConnect, onSubscribe, cmd.onJoin'), async (t) => {
+  test(name('hooks run in order: onInit, onCreated, onConnect, onSubscribe; onCreated meta reaches onJoin'), async (t) => {
     const order: string[] = [];
     const { connect } = await fixture(t, factory, {
       http: {
