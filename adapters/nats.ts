@@ -2,8 +2,8 @@
 // NATS team maintains now: it supersedes the single `nats` package (v2),
 // split into core, JetStream and KV modules under strict semver. Pinned to
 // 3.3.x: from 3.4 its id generator declares Node 22, and this project runs on 20.
-import { Kvm, type KV } from '@nats-io/kv';
-import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { Kvm, type KV, type KvWatchEntry } from '@nats-io/kv';
+import { connect, type NatsConnection, type QueuedIterator, type Subscription } from '@nats-io/transport-node';
 import type { Broker, BrokerStatus, PresenceStore } from '../src/broker.js';
 
 export interface NatsBrokerOptions {
@@ -33,11 +33,35 @@ const casAttempts = 5;
 /**
  * Presence in a JetStream key/value bucket. A record's value carries its
  * lease deadline; every change is a compare-and-set on the key's revision,
- * so exactly one server wins a removal. Deadlines use the app servers'
- * clocks, which must agree within a fraction of the idle timeout.
+ * so exactly one server wins a removal. Each server follows the bucket with a
+ * watch into a local mirror, so listing and sweeping read memory instead of
+ * the bucket (the mirror trails the bucket by the time a message takes to
+ * arrive). Deadlines use the app servers' clocks, which must agree within a
+ * fraction of the idle timeout.
  */
 class NatsPresence implements PresenceStore {
+  private readonly mirror = new Map<string, { lease: Lease; revision: number }>();
+  private watcher: QueuedIterator<KvWatchEntry> | undefined;
+
   constructor(private readonly bucket: () => KV) {}
+
+  /** Starts (again) mirroring the bucket, e.g. after the bucket was opened anew. */
+  async follow(): Promise<void> {
+    this.stop();
+    const watcher = (this.watcher = await this.bucket().watch());
+    void (async () => {
+      for await (const entry of watcher) {
+        if (entry.operation === 'PUT') this.mirror.set(entry.key, { lease: entry.json<Lease>(), revision: entry.revision });
+        else this.mirror.delete(entry.key);
+      }
+    })().catch(() => {});
+  }
+
+  stop(): void {
+    this.watcher?.stop();
+    this.watcher = undefined;
+    this.mirror.clear();
+  }
 
   async put(id: string, record: string, ttlMs: number): Promise<void> {
     await this.bucket().put(id, JSON.stringify({ record, expiresAt: Date.now() + ttlMs }));
@@ -69,25 +93,18 @@ class NatsPresence implements PresenceStore {
 
   async list(): Promise<string[]> {
     const now = Date.now();
-    const found = await Promise.all((await this.keys()).map((id) => this.read(id)));
-    return found.filter((f) => f && f.lease.expiresAt > now).map((f) => f!.lease.record);
+    return [...this.mirror.values()].filter((m) => m.lease.expiresAt > now).map((m) => m.lease.record);
   }
 
   async takeExpired(limit: number): Promise<string[]> {
+    const now = Date.now();
+    const expired = [...this.mirror].filter(([, m]) => m.lease.expiresAt <= now).slice(0, limit);
     const taken: string[] = [];
-    for (const id of await this.keys()) {
-      if (taken.length >= limit) break;
-      const found = await this.read(id);
-      if (!found || found.lease.expiresAt > Date.now()) continue;
-      if (await compareAndSet(() => this.bucket().delete(id, { previousSeq: found.revision }))) taken.push(found.lease.record);
+    for (const [id, { lease, revision }] of expired) {
+      // A renewal since the mirror saw it changes the revision, and then the delete fails, as it should.
+      if (await compareAndSet(() => this.bucket().delete(id, { previousSeq: revision }))) taken.push(lease.record);
     }
     return taken;
-  }
-
-  private async keys(): Promise<string[]> {
-    const ids: string[] = [];
-    for await (const key of await this.bucket().keys()) ids.push(key);
-    return ids;
   }
 
   private async read(id: string): Promise<{ lease: Lease; revision: number } | undefined> {
@@ -116,7 +133,7 @@ async function compareAndSet(write: () => Promise<unknown>): Promise<boolean> {
  */
 export class NatsBroker implements Broker {
   readonly name = 'nats';
-  readonly presence: PresenceStore;
+  readonly presence: NatsPresence;
   readonly url: string;
   private readonly prefix: string;
   private readonly presenceMaxAgeMs: number;
@@ -203,6 +220,7 @@ export class NatsBroker implements Broker {
     const nc = this.nc;
     this.nc = undefined;
     this.subscriptions.clear();
+    this.presence.stop();
     if (nc && !nc.isClosed()) await nc.close();
   }
 
@@ -210,6 +228,7 @@ export class NatsBroker implements Broker {
     const kvm = new Kvm(this.required(this.nc));
     this.presenceBucket = await kvm.create(`${this.prefix}_presence`, { history: 1, ttl: this.presenceMaxAgeMs });
     this.sequenceBucket = await kvm.create(`${this.prefix}_sequences`, { history: 1 });
+    await this.presence.follow();
   }
 
   private async watchStatus(nc: NatsConnection): Promise<void> {

@@ -3,22 +3,9 @@ import { MemoryBroker } from '../adapters/memory.js';
 import type { Broker, BrokerStatus } from './broker.js';
 import { decodeEnvelope, encodeEnvelope, type Control, type Envelope } from './envelope.js';
 import { defaults, type Logger, type ServerEventsOptions } from './options.js';
-import { channelNameProblem, selectorProblem } from './protocol.js';
+import { checkChannel, checkSelector, serializeMessage } from './arguments.js';
 import { EventSubscription, type SubscriptionInfo } from './subscription.js';
 import { TopicRouter, topics } from './topics.js';
-
-/** A message body that is already JSON text: written as it is. */
-export class RawJson {
-  constructor(readonly json: string) {}
-}
-
-/** Marks `json` as already serialized, e.g. `notifyChannel('home', 'cmd.x', rawJson('{"a":1}'))`. */
-export function rawJson(json: string): RawJson {
-  return new RawJson(json);
-}
-
-/** Thrown for input a caller can fix: a bad channel name or selector. */
-export class InvalidArgumentError extends Error {}
 
 /** Counters since `start()`; all values are numbers. */
 export interface ServerEventsStats {
@@ -174,9 +161,7 @@ export class ServerEvents {
   }
 
   private serialize(message: unknown): string {
-    if (message instanceof RawJson) return message.json;
-    if (message === undefined || message === null) return '';
-    return (this.options.serialize ?? JSON.stringify)(message);
+    return serializeMessage(message, this.options.serialize);
   }
 
   // ---- subscriptions -------------------------------------------------------
@@ -498,15 +483,4 @@ function topicsOf(info: SubscriptionInfo): string[] {
   if (info.userName) names.push(topics.userName(info.userName));
   if (info.sessionId) names.push(topics.session(info.sessionId));
   return names;
-}
-
-function checkChannel(channel: string): void {
-  const problem = channelNameProblem(channel);
-  if (problem) throw new InvalidArgumentError(problem);
-}
-
-function checkSelector(selector: string): string {
-  const problem = selectorProblem(selector);
-  if (problem) throw new InvalidArgumentError(problem);
-  return selector;
 }

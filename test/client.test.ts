@@ -1,36 +1,13 @@
 import test from 'ava';
 import { ServerEventsClient, type ReceivedMessage } from '../src/client/index.js';
 import { memoryClusters } from './helpers/cluster.js';
+import { collector } from './helpers/collect.js';
 import { request, startServer, type TestServerOptions } from './helpers/server.js';
 
 async function server(t: import('ava').ExecutionContext, options: TestServerOptions = {}) {
   const s = await startServer(await memoryClusters.create(), options);
   t.teardown(() => s.close());
   return s;
-}
-
-/** Collects values and waits for the n-th. */
-function collector<T>() {
-  const values: T[] = [];
-  let wake = () => {};
-  return {
-    values,
-    push: (value: T) => {
-      values.push(value);
-      wake();
-    },
-    async atLeast(n: number, timeoutMs = 5000): Promise<T[]> {
-      const deadline = Date.now() + timeoutMs;
-      while (values.length < n) {
-        if (Date.now() > deadline) throw new Error(`only ${values.length} of ${n} values`);
-        await new Promise<void>((r) => {
-          wake = r;
-          setTimeout(r, 50);
-        });
-      }
-      return values;
-    },
-  };
 }
 
 test('connects, dispatches lifecycle handlers, cmd handlers, receivers, triggers and onMessage', async (t) => {

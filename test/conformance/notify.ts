@@ -1,5 +1,5 @@
 import test from 'ava';
-import { rawJson } from '../../src/server-events.js';
+import { rawJson } from '../../src/arguments.js';
 import type { ClusterFactory } from '../helpers/cluster.js';
 import { delay } from '../helpers/server.js';
 import { only, type SseStream } from '../helpers/sse.js';
