@@ -1,4 +1,4 @@
-import type { Broker, PresenceStore } from '../src/broker.js';
+import type { Broker, CappedLists, PresenceStore } from '../src/broker.js';
 
 type Listener = (topic: string, payload: string) => void;
 
@@ -10,7 +10,25 @@ type Listener = (topic: string, payload: string) => void;
 export class MemoryHub {
   readonly topics = new Map<string, Set<Listener>>();
   readonly presence = new MemoryPresence();
+  readonly lists = new MemoryLists();
   readonly sequences = new Map<string, number>();
+}
+
+class MemoryLists implements CappedLists {
+  private readonly lists = new Map<string, string[]>();
+
+  async push(key: string, value: string, maxLength: number): Promise<void> {
+    const list = [...(this.lists.get(key) ?? []), value];
+    this.lists.set(key, list.slice(Math.max(0, list.length - maxLength)));
+  }
+
+  async range(key: string): Promise<string[]> {
+    return [...(this.lists.get(key) ?? [])];
+  }
+
+  async clear(key: string): Promise<void> {
+    this.lists.delete(key);
+  }
 }
 
 interface Lease {
@@ -88,6 +106,10 @@ export class MemoryBroker implements Broker {
 
   get presence(): PresenceStore {
     return this.hub.presence;
+  }
+
+  get lists(): CappedLists {
+    return this.hub.lists;
   }
 
   async connect(): Promise<void> {}

@@ -4,7 +4,7 @@
 // 3.3.x: from 3.4 its id generator declares Node 22, and this project runs on 20.
 import { Kvm, type KV, type KvWatchEntry } from '@nats-io/kv';
 import { connect, type NatsConnection, type QueuedIterator, type Subscription } from '@nats-io/transport-node';
-import type { Broker, BrokerStatus, PresenceStore } from '../src/broker.js';
+import type { Broker, BrokerStatus, CappedLists, PresenceStore } from '../src/broker.js';
 
 export interface NatsBrokerOptions {
   /** `nats://host:port`, or several separated by commas. Default `nats://127.0.0.1:4222`. */
@@ -114,6 +114,41 @@ class NatsPresence implements PresenceStore {
   }
 }
 
+/**
+ * Lists as JSON arrays in a key/value bucket, changed by compare-and-set.
+ * A list must fit in one NATS message (1 MB by default).
+ */
+class NatsLists implements CappedLists {
+  constructor(private readonly bucket: () => KV) {}
+
+  async push(key: string, value: string, maxLength: number): Promise<void> {
+    const name = safeKey(key);
+    for (;;) {
+      const entry = await this.bucket().get(name);
+      const live = entry && entry.operation === 'PUT';
+      const list = [...(live ? entry.json<string[]>() : []), value].slice(-maxLength);
+      const write = entry
+        ? () => this.bucket().update(name, JSON.stringify(list), entry.revision)
+        : () => this.bucket().create(name, JSON.stringify(list));
+      if (await compareAndSet(write)) return;
+    }
+  }
+
+  async range(key: string): Promise<string[]> {
+    const entry = await this.bucket().get(safeKey(key));
+    return entry && entry.operation === 'PUT' ? entry.json<string[]>() : [];
+  }
+
+  async clear(key: string): Promise<void> {
+    await this.bucket().delete(safeKey(key));
+  }
+}
+
+/** Key/value keys allow few characters: other names are stored hex-encoded. */
+function safeKey(name: string): string {
+  return /^[A-Za-z0-9_-]+$/.test(name) ? name : `x${Buffer.from(name).toString('hex')}`;
+}
+
 /** Runs a conditional write; `false` when another writer got there first. */
 async function compareAndSet(write: () => Promise<unknown>): Promise<boolean> {
   try {
@@ -134,12 +169,14 @@ async function compareAndSet(write: () => Promise<unknown>): Promise<boolean> {
 export class NatsBroker implements Broker {
   readonly name = 'nats';
   readonly presence: NatsPresence;
+  readonly lists: CappedLists;
   readonly url: string;
   private readonly prefix: string;
   private readonly presenceMaxAgeMs: number;
   private nc: NatsConnection | undefined;
   private presenceBucket: KV | undefined;
   private sequenceBucket: KV | undefined;
+  private listBucket: KV | undefined;
   private readonly subscriptions = new Map<string, Subscription>();
   private connected = false;
   private handler: (topic: string, payload: string) => void = () => {};
@@ -151,6 +188,7 @@ export class NatsBroker implements Broker {
     if (!/^[A-Za-z0-9_-]+$/.test(this.prefix)) throw new Error(`NATS prefix '${this.prefix}' may contain only letters, digits, '-' and '_'`);
     this.presenceMaxAgeMs = options.presenceMaxAgeMs ?? 3_600_000;
     this.presence = new NatsPresence(() => this.required(this.presenceBucket));
+    this.lists = new NatsLists(() => this.required(this.listBucket));
   }
 
   async connect(): Promise<void> {
@@ -207,7 +245,7 @@ export class NatsBroker implements Broker {
 
   async nextSequence(name: string): Promise<number> {
     const bucket = this.required(this.sequenceBucket);
-    const key = /^[A-Za-z0-9_-]+$/.test(name) ? name : Buffer.from(name).toString('hex');
+    const key = safeKey(name);
     for (;;) {
       const entry = await bucket.get(key);
       const next = entry && entry.operation === 'PUT' ? Number(entry.string()) + 1 : 1;
@@ -228,6 +266,7 @@ export class NatsBroker implements Broker {
     const kvm = new Kvm(this.required(this.nc));
     this.presenceBucket = await kvm.create(`${this.prefix}_presence`, { history: 1, ttl: this.presenceMaxAgeMs });
     this.sequenceBucket = await kvm.create(`${this.prefix}_sequences`, { history: 1 });
+    this.listBucket = await kvm.create(`${this.prefix}_lists`, { history: 1 });
     await this.presence.follow();
   }
 

@@ -1,5 +1,5 @@
 import { Redis, type RedisOptions } from 'ioredis';
-import type { Broker, BrokerStatus, PresenceStore } from '../src/broker.js';
+import type { Broker, BrokerStatus, CappedLists, PresenceStore } from '../src/broker.js';
 
 export interface RedisBrokerOptions {
   /** `redis://[:password@]host[:port][/db]`. Default `redis://127.0.0.1:6379`. */
@@ -99,6 +99,30 @@ class RedisPresence implements PresenceStore {
   }
 }
 
+/** Lists as Redis lists, appended and trimmed in one transaction. */
+class RedisLists implements CappedLists {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {}
+
+  async push(key: string, value: string, maxLength: number): Promise<void> {
+    await this.redis.multi().rpush(this.key(key), value).ltrim(this.key(key), -maxLength, -1).exec();
+  }
+
+  async range(key: string): Promise<string[]> {
+    return this.redis.lrange(this.key(key), 0, -1);
+  }
+
+  async clear(key: string): Promise<void> {
+    await this.redis.del(this.key(key));
+  }
+
+  private key(key: string): string {
+    return `${this.prefix}list:${key}`;
+  }
+}
+
 /**
  * The Redis broker: topics are pub/sub channels (`{prefix}{topic}`), presence
  * and counters are keys. It holds two connections, one for commands and one
@@ -109,6 +133,7 @@ class RedisPresence implements PresenceStore {
 export class RedisBroker implements Broker {
   readonly name = 'redis';
   readonly presence: PresenceStore;
+  readonly lists: CappedLists;
   readonly url: string;
   private readonly prefix: string;
   private readonly commands: Redis;
@@ -133,6 +158,7 @@ export class RedisBroker implements Broker {
     this.subscriber = new Redis(this.url, redisOptions);
     for (const [name, lua] of Object.entries(scripts)) this.commands.defineCommand(name, { numberOfKeys: 2, lua });
     this.presence = new RedisPresence(this.commands, this.prefix);
+    this.lists = new RedisLists(this.commands, this.prefix);
     this.subscriber.on('message', (channel: string, payload: string) => {
       if (channel.startsWith(this.prefix)) this.handler(channel.slice(this.prefix.length), payload);
     });

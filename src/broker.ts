@@ -24,6 +24,9 @@ export interface Broker {
   /** Shared subscription records with expiring leases. */
   readonly presence: PresenceStore;
 
+  /** Short shared lists for applications (a chat's recent messages, say). */
+  readonly lists: CappedLists;
+
   /**
    * Opens the connection. Rejects with an `Error` whose message is one line a
    * person can act on (e.g. "cannot reach Redis at 127.0.0.1:6379") when the
@@ -129,4 +132,19 @@ export interface PresenceStore {
    * cluster, so its departure is announced once.
    */
   takeExpired(limit: number): Promise<string[]>;
+}
+
+/**
+ * Short lists that keep only their newest entries, shared by every server of
+ * a cluster: for state an application wants the same everywhere, such as a
+ * chat's last hundred messages per channel. Not for large data: a list is
+ * read whole.
+ */
+export interface CappedLists {
+  /** Appends `value` to list `key` and drops all but its newest `maxLength` entries, atomically. */
+  push(key: string, value: string, maxLength: number): Promise<void>;
+  /** The entries of `key`, oldest first; empty when there is no such list. */
+  range(key: string): Promise<string[]>;
+  /** Removes list `key`. */
+  clear(key: string): Promise<void>;
 }

@@ -106,6 +106,20 @@ export function notifyTests(factory: ClusterFactory): void {
     t.deepEqual((await server.events.getSubscriptionInfosByUserId('u.1 *>é')).map((i) => i.id), [stream.id]);
   });
 
+  test(name('capped lists keep the newest entries and are the same from every server'), async (t) => {
+    const { servers } = await fixture(t, factory, { count: 2 });
+    const [a, b] = servers.map((s) => s.events.broker.lists);
+    for (let i = 1; i <= 5; i++) await a!.push('chat:my room.*', `m${i}`, 3);
+    await b!.push('chat:my room.*', 'm6', 3);
+    t.deepEqual(await b!.range('chat:my room.*'), ['m4', 'm5', 'm6']);
+    t.deepEqual(await a!.range('chat:my room.*'), ['m4', 'm5', 'm6']);
+    t.deepEqual(await a!.range('other'), []);
+    await Promise.all([a!.push('race', 'x', 10), b!.push('race', 'y', 10), a!.push('race', 'z', 10)]);
+    t.deepEqual((await b!.range('race')).sort(), ['x', 'y', 'z'], 'concurrent pushes from two servers all land');
+    await b!.clear('chat:my room.*');
+    t.deepEqual(await a!.range('chat:my room.*'), []);
+  });
+
   test(name('getNextSequence counts up from 1 per name'), async (t) => {
     const { server } = await fixture(t, factory);
     t.is(await server.events.getNextSequence('chat'), 1);
