@@ -1,0 +1,102 @@
+/**
+ * The Chat server. With no arguments it runs on the embedded memory broker
+ * at http://localhost:1337; with --redis or --nats it joins every other
+ * instance on the same broker.
+ */
+import { parseArgs } from 'node:util';
+import { MemoryBroker, NatsBroker, RedisBroker, ServerEvents, type Broker } from '../../src/index.js';
+import { createChatApp } from './app.js';
+
+const usage = `Usage: npm start -- [options]
+
+  --port=1337              port to listen on (env PORT)
+  --redis=host[:port]      share a Redis with other instances, or a redis:// URL (env REDIS_URL, BROKER=redis)
+  --nats=host[:port]       share a NATS (with JetStream) instead, or a nats:// URL (env NATS_URL, BROKER=nats)
+  --background=URL|file    the page's background image, to tell instances apart
+  --help                   this text`;
+
+class UsageError extends Error {}
+
+interface Config {
+  port: number;
+  broker: Broker;
+  background?: string;
+}
+
+function readConfig(argv: string[], env: NodeJS.ProcessEnv): Config | undefined {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        port: { type: 'string' },
+        redis: { type: 'string' },
+        nats: { type: 'string' },
+        background: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (error) {
+    throw new UsageError(`${(error as Error).message} (see --help)`);
+  }
+  if (values.help) return undefined;
+  const portText = values.port ?? env.PORT ?? '1337';
+  const port = Number(portText);
+  if (!/^\d+$/.test(portText) || port > 65535) throw new UsageError(`--port must be a number from 0 to 65535, not '${portText}'`);
+  if (values.redis !== undefined && values.nats !== undefined) throw new UsageError('choose one of --redis and --nats');
+
+  const kind = values.redis !== undefined ? 'redis' : values.nats !== undefined ? 'nats' : (env.BROKER ?? (env.REDIS_URL ? 'redis' : env.NATS_URL ? 'nats' : 'memory'));
+  const prefix = env.BROKER_PREFIX || undefined;
+  let broker: Broker;
+  if (kind === 'redis') broker = new RedisBroker({ url: brokerUrl('redis', values.redis ?? env.REDIS_URL, 6379), prefix });
+  else if (kind === 'nats') broker = new NatsBroker({ url: brokerUrl('nats', values.nats ?? env.NATS_URL, 4222), prefix });
+  else if (kind === 'memory') broker = new MemoryBroker();
+  else throw new UsageError(`unknown BROKER '${kind}': use memory, redis or nats`);
+  return { port, broker, background: values.background };
+}
+
+/** `host`, `host:port` or a full URL, with the scheme's default port. */
+function brokerUrl(scheme: 'redis' | 'nats', value: string | undefined, defaultPort: number): string {
+  const text = value?.trim() || '127.0.0.1';
+  if (/^[a-z]+s?:\/\//.test(text)) {
+    if (!text.startsWith(`${scheme}://`) && !text.startsWith(`${scheme}s://`) && !(scheme === 'nats' && text.startsWith('tls://'))) {
+      throw new UsageError(`--${scheme} takes host[:port] or a ${scheme}:// URL, not '${text}'`);
+    }
+    return text;
+  }
+  if (!/^[\w.-]+(:\d+)?$/.test(text)) throw new UsageError(`--${scheme} takes host[:port] or a ${scheme}:// URL, not '${text}'`);
+  return `${scheme}://${text.includes(':') ? text : `${text}:${defaultPort}`}`;
+}
+
+async function main(): Promise<void> {
+  const config = readConfig(process.argv.slice(2), process.env);
+  if (!config) {
+    console.log(usage);
+    return;
+  }
+  const events = new ServerEvents({ broker: config.broker });
+  await events.start();
+  const app = await createChatApp(events, { background: config.background, label: String(config.port) });
+  const server = app.listen(config.port);
+  await new Promise<void>((resolve, reject) => {
+    server.once('listening', resolve);
+    server.once('error', (error: NodeJS.ErrnoException) =>
+      reject(new Error(error.code === 'EADDRINUSE' ? `port ${config.port} is already in use` : error.message)),
+    );
+  });
+  console.log(`chat on http://localhost:${config.port} (broker: ${events.broker.name})`);
+  const shutdown = () => {
+    server.close();
+    server.closeAllConnections();
+    void events.stop().finally(() => process.exit(0));
+  };
+  process.once('SIGINT', shutdown);
+  process.once('SIGTERM', shutdown);
+}
+
+main().catch((error: Error) => {
+  console.error(`chat: ${error.message}`);
+  process.exit(error instanceof UsageError ? 2 : 1);
+});
