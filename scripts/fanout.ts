@@ -1,0 +1,125 @@
+/**
+ * `npm run fanout`: three Chat instances on ports 1337, 2337 and 3337 that
+ * talk through one Redis (or, with --nats, one NATS), each with its own
+ * background. When nothing answers at the broker address and the server is
+ * installed, a private one is started for the run. Ctrl-C stops everything.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+
+const ports = [1337, 2337, 3337];
+const usage = `Usage: npm run fanout [-- --nats] [-- --redis=redis://host:port | --nats=nats://host:port]
+
+Starts Chat on ports ${ports.join(', ')}, all sharing one broker (Redis by default).`;
+
+const children: ChildProcess[] = [];
+const cleanups: Array<() => void> = [];
+let stopping = false;
+
+function fail(message: string): never {
+  console.error(`fanout: ${message}`);
+  stop(1);
+}
+
+function stop(code = 0): never {
+  stopping = true;
+  for (const child of children) child.kill('SIGTERM');
+  for (const cleanup of cleanups) cleanup();
+  process.exit(code);
+}
+
+function reachable(url: string): Promise<boolean> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const socket = net.connect(Number(port), hostname);
+    socket.setTimeout(1000);
+    socket.once('connect', () => (socket.destroy(), resolve(true)));
+    socket.once('error', () => resolve(false));
+    socket.once('timeout', () => (socket.destroy(), resolve(false)));
+  });
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts a private broker server for this run, or says why it cannot. */
+async function startPrivateBroker(kind: 'redis' | 'nats'): Promise<string> {
+  const port = await freePort();
+  const binary = kind === 'redis' ? 'redis-server' : 'nats-server';
+  let args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
+  if (kind === 'nats') {
+    const storage = mkdtempSync(join(tmpdir(), 'fanout-nats-'));
+    cleanups.push(() => rmSync(storage, { recursive: true, force: true }));
+    args = ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storage];
+  }
+  const child = spawn(binary, args, { stdio: 'ignore', env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin` } });
+  const started = await new Promise<boolean>((resolve) => {
+    child.once('error', () => resolve(false));
+    child.once('spawn', () => resolve(true));
+  });
+  if (!started) fail(`no ${kind} answers and ${binary} is not installed (on Debian: apt-get install ${binary})`);
+  cleanups.push(() => child.kill('SIGTERM'));
+  const url = `${kind}://127.0.0.1:${port}`;
+  for (let i = 0; i < 100 && !(await reachable(url)); i++) await new Promise((r) => setTimeout(r, 50));
+  console.log(`fanout: started a private ${binary} at ${url} for this run`);
+  return url;
+}
+
+async function main(): Promise<void> {
+  let values;
+  try {
+    ({ values } = parseArgs({ options: { redis: { type: 'string' }, nats: { type: 'string' }, help: { type: 'boolean', short: 'h' } } }));
+  } catch (error) {
+    fail(`${(error as Error).message} (see --help)`);
+  }
+  if (values.help) return void console.log(usage);
+  const kind = values.nats !== undefined ? 'nats' : 'redis';
+  const given = kind === 'nats' ? values.nats || process.env.NATS_URL : values.redis || process.env.REDIS_URL;
+  let url = given || (kind === 'nats' ? 'nats://127.0.0.1:4222' : 'redis://127.0.0.1:6379');
+  if (!/^[a-z]+:\/\//.test(url)) url = `${kind}://${url}`;
+  if (!(await reachable(url))) {
+    if (given) fail(`cannot reach ${kind} at ${url}`);
+    url = await startPrivateBroker(kind);
+  }
+
+  process.once('SIGINT', () => stop(0));
+  process.once('SIGTERM', () => stop(0));
+  const ready = ports.map(
+    (port, i) =>
+      new Promise<void>((resolve) => {
+        const child = spawn(
+          process.execPath,
+          ['--import', 'tsx', 'examples/chat/server.ts', `--port=${port}`, `--${kind}=${url}`, `--background=/img/bg-${i + 1}.svg`],
+          { stdio: ['ignore', 'pipe', 'pipe'] },
+        );
+        children.push(child);
+        const relay = (chunk: Buffer) => {
+          for (const line of chunk.toString().split('\n').filter(Boolean)) {
+            console.log(`[${port}] ${line}`);
+            if (line.startsWith('chat on')) resolve();
+          }
+        };
+        child.stdout.on('data', relay);
+        child.stderr.on('data', relay);
+        child.once('exit', (code) => {
+          if (!stopping) fail(`the instance on port ${port} stopped (exit ${code})`);
+        });
+      }),
+  );
+  await Promise.all(ready);
+  console.log(`\nThree Chat instances share ${url}. Open each in its own tab:`);
+  for (const port of ports) console.log(`  http://localhost:${port}/`);
+  console.log('Ctrl-C stops them all.');
+}
+
+void main();
