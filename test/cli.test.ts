@@ -1,15 +1,24 @@
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import test from 'ava';
 import { brokerFromEnv, ConfigError } from '../src/broker-from-env.js';
 
-function cli(args: string[], env: Record<string, string> = {}) {
-  const result = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
-    env: { ...process.env, ...env },
-    encoding: 'utf8',
-    timeout: 20_000,
+/** Runs a command-line entry point in its own process and collects what it printed. */
+function run(script: string, args: string[], env: Record<string, string>) {
+  return new Promise<{ status: number | null; stderr: string; stdout: string }>((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { env: { ...process.env, ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => (stdout += chunk));
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stderr: stderr.trim(), stdout: stdout.trim() });
+    });
   });
-  return { status: result.status, stderr: result.stderr.trim(), stdout: result.stdout.trim() };
 }
+
+const cli = (args: string[], env: Record<string, string> = {}) => run('src/cli.ts', args, env);
 
 test('brokerFromEnv defaults to memory and refuses unknown brokers in one line', (t) => {
   t.is(brokerFromEnv({}).name, 'memory');
@@ -18,30 +27,50 @@ test('brokerFromEnv defaults to memory and refuses unknown brokers in one line',
   t.is(error?.message, "unknown BROKER 'kafka': use one of memory, redis, nats");
 });
 
-test('the CLI answers a bad flag, a bad port and a bad broker with one line and a non-zero exit', (t) => {
-  const flag = cli(['--nope']);
+test('the CLI answers a bad flag, a bad port and a bad broker with one line and a non-zero exit', async (t) => {
+  const flag = await cli(['--nope']);
   t.is(flag.status, 2);
   t.regex(flag.stderr, /^server-events: Unknown option '--nope'/);
   t.is(flag.stderr.split('\n').length, 1);
-  const port = cli(['--port', 'abc']);
+  const port = await cli(['--port', 'abc']);
   t.is(port.status, 2);
   t.is(port.stderr, "server-events: --port must be a number from 0 to 65535, not 'abc'");
-  const broker = cli([], { BROKER: 'kafka' });
+  const broker = await cli([], { BROKER: 'kafka' });
   t.is(broker.status, 2);
   t.is(broker.stderr.split('\n').length, 1);
 });
 
-test('an unreachable Redis or NATS gives a one-line error and exit 1', (t) => {
-  const redis = cli([], { BROKER: 'redis', REDIS_URL: 'redis://127.0.0.1:1' });
+test('an unreachable Redis or NATS gives a one-line error and exit 1', async (t) => {
+  const redis = await cli([], { BROKER: 'redis', REDIS_URL: 'redis://127.0.0.1:1' });
   t.is(redis.status, 1);
   t.regex(redis.stderr, /^server-events: cannot reach Redis at redis:\/\/127\.0\.0\.1:1: .+$/);
-  const nats = cli([], { BROKER: 'nats', NATS_URL: 'nats://127.0.0.1:1' });
+  const nats = await cli([], { BROKER: 'nats', NATS_URL: 'nats://127.0.0.1:1' });
   t.is(nats.status, 1);
   t.regex(nats.stderr, /^server-events: cannot reach NATS at nats:\/\/127\.0\.0\.1:1: .+$/);
 });
 
-test('the CLI prints its usage with --help', (t) => {
-  const help = cli(['--help']);
+test('the CLI prints its usage with --help', async (t) => {
+  const help = await cli(['--help']);
   t.is(help.status, 0);
   t.regex(help.stdout, /^Usage: server-events/);
+});
+
+const chatCli = (args: string[], env: Record<string, string> = {}) =>
+  run('examples/chat/server.ts', args, { PORT: '', BROKER: '', REDIS_URL: '', NATS_URL: '', ...env });
+
+test('the chat command answers bad flags and unreachable brokers with one line', async (t) => {
+  const flag = await chatCli(['--colour=red']);
+  t.is(flag.status, 2);
+  t.regex(flag.stderr, /^chat: Unknown option '--colour'/);
+  t.is(flag.stderr.split('\n').length, 1);
+  t.is((await chatCli(['--port', 'x'])).stderr, "chat: --port must be a number from 0 to 65535, not 'x'");
+  t.is((await chatCli(['--redis=a', '--nats=b'])).stderr, 'chat: choose one of --redis and --nats');
+  const redis = await chatCli(['--port=0', '--redis=127.0.0.1:1']);
+  t.is(redis.status, 1);
+  t.regex(redis.stderr, /^chat: cannot reach Redis at redis:\/\/127\.0\.0\.1:1: .+$/);
+  const nats = await chatCli(['--port=0', '--nats', 'nats://127.0.0.1:1']);
+  t.regex(nats.stderr, /^chat: cannot reach NATS at nats:\/\/127\.0\.0\.1:1: .+$/);
+  const background = await chatCli(['--port=0', '--background=/nonexistent/x.png']);
+  t.is(background.stderr, "chat: --background '/nonexistent/x.png' cannot be read");
+  t.regex((await chatCli(['--help'])).stdout, /--background=URL\|file/);
 });

@@ -68,10 +68,11 @@ async function answerErrors(ctx: Context, next: Next): Promise<void> {
     await next();
   } catch (error) {
     const { status, message, expose } = error as { status?: number; message?: string; expose?: boolean };
-    const known = error instanceof InvalidArgumentError ? 400 : typeof status === 'number' && expose ? status : undefined;
+    const known = error instanceof InvalidArgumentError ? 400 : typeof status === 'number' && status >= 400 && status < 500 ? status : undefined;
     if (known === undefined) console.error(`chat: ${(error as Error).stack ?? String(error)}`);
     ctx.status = known ?? 500;
-    ctx.body = { responseStatus: { message: known ? message : 'Internal Server Error' } };
+    const text = known === undefined ? 'Internal Server Error' : expose === false ? 'Bad Request' : message;
+    ctx.body = { responseStatus: { message: text } };
   }
 }
 
@@ -86,16 +87,23 @@ async function loadAssets(): Promise<Map<string, Asset>> {
     }
   };
   await walk(publicDir, '/');
-  const bundle = await build({
+  assets.set('/app.js', { body: await pageScript(), type: contentTypes['.js']! });
+  return assets;
+}
+
+let bundled: Promise<string> | undefined;
+
+/** The page script, bundled once per process with the project's client. */
+function pageScript(): Promise<string> {
+  bundled ??= build({
     entryPoints: [join(here, 'page', 'main.ts')],
     bundle: true,
     format: 'esm',
     target: 'es2020',
     minify: true,
     write: false,
-  });
-  assets.set('/app.js', { body: bundle.outputFiles[0]!.text, type: contentTypes['.js']! });
-  return assets;
+  }).then((result) => result.outputFiles[0]!.text);
+  return bundled;
 }
 
 /** A URL is used as it is; an image file is served at `/background{ext}`. */

@@ -42,12 +42,12 @@ function readConfig(argv: string[], env: NodeJS.ProcessEnv): Config | undefined 
     throw new UsageError(`${(error as Error).message} (see --help)`);
   }
   if (values.help) return undefined;
-  const portText = values.port ?? env.PORT ?? '1337';
+  const portText = values.port ?? (env.PORT || '1337');
   const port = Number(portText);
   if (!/^\d+$/.test(portText) || port > 65535) throw new UsageError(`--port must be a number from 0 to 65535, not '${portText}'`);
   if (values.redis !== undefined && values.nats !== undefined) throw new UsageError('choose one of --redis and --nats');
 
-  const kind = values.redis !== undefined ? 'redis' : values.nats !== undefined ? 'nats' : (env.BROKER ?? (env.REDIS_URL ? 'redis' : env.NATS_URL ? 'nats' : 'memory'));
+  const kind = values.redis !== undefined ? 'redis' : values.nats !== undefined ? 'nats' : (env.BROKER || (env.REDIS_URL ? 'redis' : env.NATS_URL ? 'nats' : 'memory'));
   const prefix = env.BROKER_PREFIX || undefined;
   let broker: Broker;
   if (kind === 'redis') broker = new RedisBroker({ url: brokerUrl('redis', values.redis ?? env.REDIS_URL, 6379), prefix });
