@@ -1,0 +1,82 @@
+import { existsSync, mkdirSync } from 'node:fs';
+import test from 'ava';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { RedisBroker } from '../adapters/redis.js';
+import { startChat, type ChatServer } from './helpers/chat.js';
+import { findBinary, startRedis } from './helpers/processes.js';
+
+/**
+ * Chat as people use it: three headless Chromium pages on three Chat servers
+ * that share one redis-server. Screenshots go to test-results/.
+ */
+const chromiumPath = '/usr/bin/chromium';
+const redisBinary = findBinary('redis-server');
+const missing = !existsSync(chromiumPath) ? 'chromium is not installed (apt-get install chromium)' : !redisBinary ? 'redis-server is not installed' : undefined;
+
+if (missing && process.env.CI === 'true') {
+  test('chat in the browser needs chromium and redis-server', (t) => t.fail(missing));
+} else if (missing) {
+  console.log(`skipping the browser test: ${missing}`);
+  test.skip(`chat in the browser: ${missing}`, () => {});
+} else {
+  test('three pages on three servers over Redis chat, see each other join, obey /css. commands and keep private messages private', async (t) => {
+    const redis = await startRedis(redisBinary!);
+    t.teardown(() => redis.dispose());
+    const cluster = { broker: () => new RedisBroker({ url: redis.url, prefix: 'e2e:' }), close: async () => {} };
+    const servers: ChatServer[] = [];
+    t.teardown(() => Promise.all(servers.map((s) => s.close())));
+    for (const i of [1, 2, 3]) servers.push(await startChat(cluster, { background: `/img/bg-${i}.svg`, label: `#${i}` }));
+
+    const browser: Browser = await chromium.launch({
+      executablePath: chromiumPath,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+    });
+    t.teardown(() => browser.close());
+    const errors: string[] = [];
+    const open = async (server: ChatServer): Promise<{ page: Page; name: string }> => {
+      const page = await browser.newPage({ viewport: { width: 1000, height: 640 } });
+      page.on('pageerror', (error) => errors.push(error.message));
+      await page.goto(`${server.url}/?channels=home`);
+      await page.waitForFunction(() => document.getElementById('me')?.textContent !== 'connecting…');
+      return { page, name: (await page.textContent('#me'))! };
+    };
+    const [a, b] = [await open(servers[0]!), await open(servers[1]!)];
+
+    // A user joining on the third server appears in the lists on the other two.
+    const c = await open(servers[2]!);
+    for (const { page } of [a, b, c]) {
+      await page.waitForFunction((name) => [...document.querySelectorAll('#users li')].some((li) => li.textContent === name), c.name);
+      t.deepEqual((await page.locator('#users li').allTextContents()).sort(), [a.name, b.name, c.name].sort());
+    }
+    t.not(await a.page.getAttribute('body', 'style'), await b.page.getAttribute('body', 'style'), 'each server has its own background');
+
+    // A message typed on one page appears on the other two.
+    await a.page.fill('#input', 'Hello from the first server');
+    await a.page.press('#input', 'Enter');
+    for (const { page } of [b, c]) {
+      await page.waitForSelector(`.entry.chat:has-text("Hello from the first server")`);
+      t.is(await page.locator('.entry.chat .who').last().textContent(), a.name);
+    }
+
+    // A /css. command from one page changes the others.
+    await b.page.fill('#input', '/css.background$#top #673ab7');
+    await b.page.press('#input', 'Enter');
+    for (const { page } of [a, c]) {
+      await page.waitForFunction(() => getComputedStyle(document.getElementById('top')!).backgroundColor === 'rgb(103, 58, 183)');
+    }
+
+    // A private @name message reaches only its target.
+    await a.page.fill('#input', `@${c.name} just between us`);
+    await a.page.press('#input', 'Enter');
+    await c.page.waitForSelector('.entry.private:has-text("just between us")');
+    await a.page.waitForSelector(`.entry.private:has-text("@${c.name}: just between us")`);
+    await a.page.fill('#input', 'and now for everyone');
+    await a.page.press('#input', 'Enter');
+    await b.page.waitForSelector('.entry.chat:has-text("and now for everyone")');
+    t.is(await b.page.locator('text=just between us').count(), 0, 'the third party never saw it');
+
+    mkdirSync('test-results', { recursive: true });
+    for (const [i, { page }] of [a, b, c].entries()) await page.screenshot({ path: `test-results/chat-server-${i + 1}.png` });
+    t.deepEqual(errors, []);
+  });
+}
