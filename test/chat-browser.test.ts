@@ -3,6 +3,7 @@ import test from 'ava';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { RedisBroker } from '../adapters/redis.js';
 import { startChat, type ChatServer } from './helpers/chat.js';
+import { memoryClusters } from './helpers/cluster.js';
 import { findBinary, startRedis } from './helpers/processes.js';
 
 /**
@@ -25,7 +26,7 @@ if (missing && process.env.CI === 'true') {
     const cluster = { broker: () => new RedisBroker({ url: redis.url, prefix: 'e2e:' }), close: async () => {} };
     const servers: ChatServer[] = [];
     t.teardown(() => Promise.all(servers.map((s) => s.close())));
-    for (const i of [1, 2, 3]) servers.push(await startChat(cluster, { background: `/img/bg-${i}.svg`, label: `#${i}` }));
+    for (const i of [1, 2, 3]) servers.push(await startChat(cluster, { background: `/img/bg-${i}.svg`, label: `${i}` }));
 
     const browser: Browser = await chromium.launch({
       executablePath: chromiumPath,
@@ -78,5 +79,63 @@ if (missing && process.env.CI === 'true') {
     mkdirSync('test-results', { recursive: true });
     for (const [i, { page }] of [a, b, c].entries()) await page.screenshot({ path: `test-results/chat-server-${i + 1}.png` });
     t.deepEqual(errors, []);
+  });
+
+  test('every command of ServiceStack Chat works from one page on another, and history loads on connect', async (t) => {
+    const server = await startChat(await memoryClusters.create());
+    t.teardown(() => server.close());
+    const browser = await chromium.launch({
+      executablePath: chromiumPath,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+    });
+    t.teardown(() => browser.close());
+    const open = async (query = '?channels=home') => {
+      const page = await browser.newPage({ viewport: { width: 1000, height: 640 } });
+      await page.goto(`${server.url}/${query}`);
+      await page.waitForFunction(() => document.getElementById('me')?.textContent !== 'connecting…');
+      return page;
+    };
+    const sender = await open();
+    const say = async (line: string) => {
+      await sender.fill('#input', line);
+      await sender.press('#input', 'Enter');
+      await sender.waitForFunction(() => (document.getElementById('input') as HTMLInputElement).value === '');
+    };
+    await say('before you came');
+    const viewer = await open('?channels=home,other');
+    await viewer.waitForSelector('.entry.chat:has-text("before you came")');
+    t.is(await viewer.locator('#channels button').count(), 2, 'one tab per channel from ?channels=');
+
+    await say('/cmd.announce Captain speaking');
+    await viewer.waitForSelector('#announce:has-text("Captain speaking")');
+    await say('/cmd.toggle$#channels');
+    await viewer.waitForSelector('#channels', { state: 'hidden' });
+    await say('/css.color$#welcome #ff0');
+    await viewer.waitForFunction(() => getComputedStyle(document.getElementById('welcome')!).color === 'rgb(255, 255, 0)');
+    await say('/css.background-image url(/img/bg-3.svg)');
+    await viewer.waitForFunction(() => document.body.style.backgroundImage.includes('bg-3.svg'));
+    await say('/document.title New Window Title');
+    await viewer.waitForFunction(() => document.title === 'New Window Title');
+    await say('/trigger.customEvent arg');
+    await viewer.waitForSelector('.entry.system:has-text("customEvent raised with \\"arg\\"")');
+    await say('/tv.watch https://example.test/video');
+    await viewer.waitForSelector('#tv', { state: 'visible' });
+    await say('/tv.off');
+    await viewer.waitForSelector('#tv', { state: 'hidden' });
+    await say('@me /tv.watch https://example.test/mine');
+    await sender.waitForSelector('#tv', { state: 'visible' });
+    t.true(await viewer.locator('#tv').isHidden(), '@me commands reach only the sender');
+    await say('/cmd.addReceiver window');
+    await say('/window.name renamed-by-chat');
+    await viewer.waitForFunction(() => window.name === 'renamed-by-chat');
+    await say('/cmd.removeReceiver window');
+    await say('/window.name not-any-more');
+    await say(`@${await viewer.textContent('#me')} /cmd.stopListening`);
+    await viewer.waitForSelector('.entry.system:has-text("Stopped listening")');
+    await say('after the viewer stopped');
+    await sender.waitForSelector('.entry.chat:has-text("after the viewer stopped")');
+    t.is(await viewer.evaluate(() => window.name), 'renamed-by-chat', 'a removed receiver gets nothing');
+    t.is(await viewer.locator('text=after the viewer stopped').count(), 0);
+    await viewer.screenshot({ path: 'test-results/chat-commands.png' });
   });
 }

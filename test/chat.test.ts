@@ -120,7 +120,7 @@ test('the page carries the background: a URL as given, a file served by the app'
   const { servers } = await chats(t, 1, { background: file, label: '1337' });
   const page = await request('GET', `${servers[0]!.url}/`);
   t.regex(page.text, /background-image: url\('\/background\.svg'\)/);
-  t.regex(page.text, /<title>Chat 1337<\/title>/);
+  t.regex(page.text, /<title>Chat · 1337<\/title>/);
   const image = await fetch(`${servers[0]!.url}/background.svg`);
   t.is(image.headers.get('content-type'), 'image/svg+xml');
   const script = await fetch(`${servers[0]!.url}/app.js`);

@@ -43,7 +43,8 @@ export async function createChatApp(events: ServerEvents, options: ChatOptions =
   const background = await resolveBackground(options.background, assets);
   const page = assets.get('/index.html')!.body.toString()
     .replaceAll('%BACKGROUND%', escapeHtml(background))
-    .replaceAll('%LABEL%', escapeHtml(options.label ?? ''));
+    .replaceAll('%TITLE%', escapeHtml(options.label ? `Chat · ${options.label}` : 'Chat'))
+    .replaceAll('%SUBTITLE%', escapeHtml(options.label ? `server ${options.label}` : ''));
   assets.set('/', { body: page, type: contentTypes['.html']! });
   assets.delete('/index.html');
 
