@@ -1,6 +1,16 @@
-import type { Broker, CappedLists, PresenceStore } from '../src/broker.js';
+import {
+  defaultRetention,
+  epochStart,
+  type Broker,
+  type CappedLists,
+  type EventHistory,
+  type HistoryEntry,
+  type HistoryRead,
+  type HistoryRetention,
+  type PresenceStore,
+} from '../src/broker.js';
 
-type Listener = (topic: string, payload: string) => void;
+type Listener = (topic: string, payload: string, id?: number) => void;
 
 /**
  * The shared state of an in-process cluster: topic listeners, presence
@@ -12,6 +22,60 @@ export class MemoryHub {
   readonly presence = new MemoryPresence();
   readonly lists = new MemoryLists();
   readonly sequences = new Map<string, number>();
+  readonly history: MemoryHistory;
+
+  constructor(options: { history?: HistoryRetention } = {}) {
+    this.history = new MemoryHistory(this, { ...defaultRetention, ...options.history });
+  }
+
+  /**
+   * Hands `payload` to every connection subscribed to `topic` now, on a later
+   * microtask, so a publisher never re-enters its own message handler.
+   */
+  deliver(topic: string, payload: string, id?: number): void {
+    const listeners = this.topics.get(topic);
+    if (!listeners) return;
+    const targets = [...listeners];
+    queueMicrotask(() => {
+      for (const listener of targets) listener(topic, payload, id);
+    });
+  }
+}
+
+interface Kept extends HistoryEntry {
+  at: number;
+}
+
+/** A bounded array of events; ids start a new epoch when the hub is created. */
+class MemoryHistory implements EventHistory {
+  private readonly kept: Kept[] = [];
+  private last = epochStart();
+
+  constructor(
+    private readonly hub: MemoryHub,
+    private readonly retention: Required<HistoryRetention>,
+  ) {}
+
+  async publish(topic: string, payload: string): Promise<number> {
+    const id = ++this.last;
+    this.kept.push({ id, topic, payload, at: Date.now() });
+    if (this.kept.length > this.retention.maxLength) this.kept.splice(0, this.kept.length - this.retention.maxLength);
+    this.hub.deliver(topic, payload, id);
+    return id;
+  }
+
+  async read(afterId: number, topics: ReadonlySet<string>): Promise<HistoryRead> {
+    if (afterId >= this.last) return { complete: afterId === this.last, entries: [] };
+    const first = this.kept.findIndex((e) => e.id > afterId);
+    const next = this.kept[first];
+    if (!next || next.id !== afterId + 1 || next.at < Date.now() - this.retention.maxAgeMs) return { complete: false, entries: [] };
+    const entries = this.kept.slice(first).filter((e) => topics.has(e.topic));
+    return { complete: true, entries: entries.map(({ id, topic, payload }) => ({ id, topic, payload })) };
+  }
+
+  async head(): Promise<number> {
+    return this.last;
+  }
 }
 
 class MemoryLists implements CappedLists {
@@ -90,14 +154,14 @@ class MemoryPresence implements PresenceStore {
  * arguments it has a hub of its own (a single server); pass a shared
  * `MemoryHub` to run several `ServerEvents` instances as one cluster.
  *
- * Payloads are delivered on a later microtask, never inside `publish`, so a
- * publisher never re-enters its own message handler.
+ * It keeps an event history (10,000 events, 5 minutes by default: set them
+ * on the hub) for Last-Event-ID replay.
  */
 export class MemoryBroker implements Broker {
   readonly name = 'memory';
   readonly hub: MemoryHub;
   private handler: Listener = () => {};
-  private readonly listener: Listener = (topic, payload) => this.handler(topic, payload);
+  private readonly listener: Listener = (topic, payload, id) => this.handler(topic, payload, id);
   private readonly subscribed = new Set<string>();
 
   constructor(options: { hub?: MemoryHub } = {}) {
@@ -112,16 +176,14 @@ export class MemoryBroker implements Broker {
     return this.hub.lists;
   }
 
+  get history(): EventHistory {
+    return this.hub.history;
+  }
+
   async connect(): Promise<void> {}
 
   async publish(topic: string, payload: string): Promise<void> {
-    const listeners = this.hub.topics.get(topic);
-    if (!listeners) return;
-    // Snapshot now: a connection subscribing after this publish must not get it.
-    const targets = [...listeners];
-    queueMicrotask(() => {
-      for (const deliver of targets) deliver(topic, payload);
-    });
+    this.hub.deliver(topic, payload);
   }
 
   async subscribe(topics: readonly string[]): Promise<void> {

@@ -1,11 +1,22 @@
 import { Redis, type RedisOptions } from 'ioredis';
-import type { Broker, BrokerStatus, CappedLists, PresenceStore } from '../src/broker.js';
+import {
+  defaultRetention,
+  type Broker,
+  type BrokerStatus,
+  type CappedLists,
+  type EventHistory,
+  type HistoryRead,
+  type HistoryRetention,
+  type PresenceStore,
+} from '../src/broker.js';
 
 export interface RedisBrokerOptions {
   /** `redis://[:password@]host[:port][/db]`. Default `redis://127.0.0.1:6379`. */
   url?: string;
   /** Put before every key and pub/sub channel, so several apps can share one Redis. Default `se:`. */
   prefix?: string;
+  /** How much event history to keep for Last-Event-ID replay. Default 10,000 events, 5 minutes. */
+  history?: HistoryRetention;
   /** Passed to ioredis as they are. */
   redisOptions?: RedisOptions;
 }
@@ -95,7 +106,8 @@ class RedisPresence implements PresenceStore {
   }
 
   private run(name: ScriptName, ...args: Array<string | number>): Promise<unknown> {
-    return (this.redis as unknown as Record<ScriptName, (...a: unknown[]) => Promise<unknown>>)[name](...this.keys, ...args);
+    const script = (this.redis as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[`presence_${name}`]!;
+    return script.call(this.redis, ...this.keys, ...args);
   }
 }
 
@@ -124,6 +136,78 @@ class RedisLists implements CappedLists {
 }
 
 /**
+ * The history's scripts. Publishing appends to the stream and publishes in
+ * one script, so ids and live delivery agree; the pub/sub message carries the
+ * id: `#{id}|{payload}`. A missing counter starts a new epoch at Redis's
+ * clock in microseconds, above every id of an earlier epoch.
+ */
+const epochLua = `if redis.call('EXISTS', KEYS[1]) == 0 then
+  local t = redis.call('TIME')
+  redis.call('SET', KEYS[1], string.format('%.0f', tonumber(t[1]) * 1000000 + tonumber(t[2])))
+end
+`;
+
+/** The newest id; a missing counter (first use, or lost in a restart) starts a new epoch. */
+const historyHead = `${epochLua}return redis.call('GET', KEYS[1])`;
+
+const publishWithHistory = `${epochLua}local id = redis.call('INCR', KEYS[1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local sid = string.format('%.0f', id)
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], sid .. '-0', 't', ARGV[1], 'p', ARGV[2], 'at', now)
+redis.call('PUBLISH', ARGV[4], '#' .. sid .. '|' .. ARGV[2])
+return sid`;
+
+/** The event history as a Redis stream whose entry ids are the event ids. */
+class RedisHistory implements EventHistory {
+  private readonly keys: [string, string];
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly retention: Required<HistoryRetention>,
+  ) {
+    this.keys = [`${prefix}history:seq`, `${prefix}history`];
+    redis.defineCommand('history_publish', { numberOfKeys: 2, lua: publishWithHistory });
+    redis.defineCommand('history_head', { numberOfKeys: 1, lua: historyHead });
+  }
+
+  async publish(topic: string, payload: string): Promise<number> {
+    return Number(await this.script('history_publish')(...this.keys, topic, payload, this.retention.maxLength, this.prefix + topic));
+  }
+
+  async read(afterId: number, topics: ReadonlySet<string>): Promise<HistoryRead> {
+    const head = await this.head();
+    if (afterId >= head) return { complete: afterId === head, entries: [] };
+    const raw = await this.redis.xrange(this.keys[1], `${afterId + 1}-0`, '+');
+    const first = raw[0];
+    const oldestAllowed = Date.now() - this.retention.maxAgeMs;
+    if (!first || parseInt(first[0], 10) !== afterId + 1 || Number(field(first[1], 'at')) < oldestAllowed) {
+      return { complete: false, entries: [] };
+    }
+    const entries = raw
+      .map(([streamId, fields]) => ({ id: parseInt(streamId, 10), topic: field(fields, 't'), payload: field(fields, 'p') }))
+      .filter((entry) => topics.has(entry.topic));
+    return { complete: true, entries };
+  }
+
+  async head(): Promise<number> {
+    return Number(await this.script('history_head')(this.keys[0]));
+  }
+
+  private script(name: string): (...args: unknown[]) => Promise<string> {
+    const script = (this.redis as unknown as Record<string, (...a: unknown[]) => Promise<string>>)[name]!;
+    return (...args) => script.call(this.redis, ...args);
+  }
+}
+
+/** A field of a stream entry, given as a flat [name, value, ...] list. */
+function field(fields: string[], name: string): string {
+  const at = fields.indexOf(name);
+  return at >= 0 && at % 2 === 0 ? fields[at + 1]! : '';
+}
+
+/**
  * The Redis broker: topics are pub/sub channels (`{prefix}{topic}`), presence
  * and counters are keys. It holds two connections, one for commands and one
  * in subscriber mode. ioredis reconnects by itself and subscribes to every
@@ -134,11 +218,12 @@ export class RedisBroker implements Broker {
   readonly name = 'redis';
   readonly presence: PresenceStore;
   readonly lists: CappedLists;
+  readonly history: EventHistory;
   readonly url: string;
   private readonly prefix: string;
   private readonly commands: Redis;
   private readonly subscriber: Redis;
-  private handler: (topic: string, payload: string) => void = () => {};
+  private handler: (topic: string, payload: string, id?: number) => void = () => {};
   private statusHandler: (status: BrokerStatus) => void = () => {};
   private connected = false;
   private everConnected = false;
@@ -156,11 +241,17 @@ export class RedisBroker implements Broker {
     };
     this.commands = new Redis(this.url, redisOptions);
     this.subscriber = new Redis(this.url, redisOptions);
-    for (const [name, lua] of Object.entries(scripts)) this.commands.defineCommand(name, { numberOfKeys: 2, lua });
+    // Prefixed: a script named `get` would replace ioredis's own GET on this connection.
+    for (const [name, lua] of Object.entries(scripts)) this.commands.defineCommand(`presence_${name}`, { numberOfKeys: 2, lua });
     this.presence = new RedisPresence(this.commands, this.prefix);
     this.lists = new RedisLists(this.commands, this.prefix);
-    this.subscriber.on('message', (channel: string, payload: string) => {
-      if (channel.startsWith(this.prefix)) this.handler(channel.slice(this.prefix.length), payload);
+    this.history = new RedisHistory(this.commands, this.prefix, { ...defaultRetention, ...options.history });
+    this.subscriber.on('message', (channel: string, message: string) => {
+      if (!channel.startsWith(this.prefix)) return;
+      const topic = channel.slice(this.prefix.length);
+      if (!message.startsWith('#')) return this.handler(topic, message);
+      const bar = message.indexOf('|');
+      this.handler(topic, message.slice(bar + 1), Number(message.slice(1, bar)));
     });
     for (const connection of [this.commands, this.subscriber]) {
       connection.on('error', (error: Error) => this.lost(error.message));
@@ -196,7 +287,7 @@ export class RedisBroker implements Broker {
     }
   }
 
-  onMessage(handler: (topic: string, payload: string) => void): void {
+  onMessage(handler: (topic: string, payload: string, id?: number) => void): void {
     this.handler = handler;
   }
 

@@ -12,10 +12,9 @@
  * same backend (several app servers, or several `MemoryBroker`s sharing one
  * `MemoryHub` in a test) form a cluster.
  *
- * Two capabilities are deliberately separate objects so that a backend can
- * offer them or not: `presence` (below, required) and, for Last-Event-ID
- * replay, an ordered event history whose append is atomic with the publish,
- * which adapters will expose as an optional `history` member.
+ * Capabilities are separate objects: `presence` and `lists` (required) and
+ * `history` (optional: a backend without it cannot replay, and clients are
+ * told so with `cmd.onReset`).
  */
 export interface Broker {
   /** Short name for logs and stats, e.g. `memory`, `redis`, `nats`. */
@@ -26,6 +25,9 @@ export interface Broker {
 
   /** Short shared lists for applications (a chat's recent messages, say). */
   readonly lists: CappedLists;
+
+  /** The ordered event history behind Last-Event-ID replay, when the backend has one. */
+  readonly history?: EventHistory;
 
   /**
    * Opens the connection. Rejects with an `Error` whose message is one line a
@@ -59,11 +61,12 @@ export interface Broker {
   unsubscribe(topics: readonly string[]): Promise<void>;
 
   /**
-   * Sets the one function that receives every payload for a subscribed topic.
-   * It is called synchronously from the adapter's reader and must not block;
-   * it never receives topics this connection is not subscribed to.
+   * Sets the one function that receives every payload for a subscribed topic,
+   * with its history id when it was published through `history`. It is
+   * called synchronously from the adapter's reader and must not block; it
+   * never receives topics this connection is not subscribed to.
    */
-  onMessage(handler: (topic: string, payload: string) => void): void;
+  onMessage(handler: (topic: string, payload: string, id?: number) => void): void;
 
   /**
    * Sets the one function told when the connection to the backend is lost
@@ -147,4 +150,60 @@ export interface CappedLists {
   range(key: string): Promise<string[]>;
   /** Removes list `key`. */
   clear(key: string): Promise<void>;
+}
+
+/** One event as the history keeps it. */
+export interface HistoryEntry {
+  id: number;
+  topic: string;
+  payload: string;
+}
+
+/** What `EventHistory.read` found. */
+export interface HistoryRead {
+  /**
+   * `false` when some event after the requested id is no longer kept (trimmed
+   * by length or age, or lost when the backend restarted empty); `entries`
+   * is then empty, since a partial replay would hide the hole.
+   */
+  complete: boolean;
+  entries: HistoryEntry[];
+}
+
+/**
+ * An ordered, bounded log of published events, shared by the cluster.
+ *
+ * Ids are integers that increase by one per event within an epoch. A backend
+ * that lost its history starts a new epoch above every earlier id (from its
+ * clock, in microseconds), so an id from before the loss is recognisably
+ * older than everything kept and is never confused with a newer event.
+ */
+export interface EventHistory {
+  /**
+   * Appends `payload` and publishes it on `topic` as one atomic step, so the
+   * order of ids is the order in which every subscriber receives the
+   * payloads. Resolves with the id; rejects if the backend did not take it.
+   */
+  publish(topic: string, payload: string): Promise<number>;
+
+  /** The events after `afterId` whose topic is in `topics`, oldest first. */
+  read(afterId: number, topics: ReadonlySet<string>): Promise<HistoryRead>;
+
+  /** The id of the newest event, or 0 before the first. */
+  head(): Promise<number>;
+}
+
+/** How much history a broker keeps. */
+export interface HistoryRetention {
+  /** Events kept at most. Default 10,000. */
+  maxLength?: number;
+  /** Events older than this are not replayed. Default 300,000 ms (5 minutes). */
+  maxAgeMs?: number;
+}
+
+export const defaultRetention = { maxLength: 10_000, maxAgeMs: 300_000 };
+
+/** The first id of a new epoch: above every id of an earlier one. */
+export function epochStart(): number {
+  return Date.now() * 1000;
 }

@@ -19,7 +19,7 @@ export interface Notification {
 
 export type Control =
   | { kind: 'pulse' }
-  | { kind: 'close' }
+  | { kind: 'close'; connectionId?: string }
   | { kind: 'channels'; subscribe: string[]; unsubscribe: string[] };
 
 export function encodeEnvelope(envelope: Envelope): string {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { MemoryBroker } from '../adapters/memory.js';
-import type { Broker, BrokerStatus } from './broker.js';
+import type { Broker, BrokerStatus, HistoryEntry } from './broker.js';
 import { decodeEnvelope, encodeEnvelope, type Control, type Envelope } from './envelope.js';
 import { defaults, type Logger, type ServerEventsOptions } from './options.js';
 import { checkChannel, checkSelector, serializeMessage } from './arguments.js';
@@ -21,6 +21,12 @@ export interface ServerEventsStats {
   framesWritten: number;
   expiredSubscriptions: number;
   brokerOutages: number;
+  /** Streams that took over an existing subscription (continuity). */
+  resumedSubscriptions: number;
+  /** Events sent again from the history after a reconnect or an outage. */
+  replayedEvents: number;
+  /** `cmd.onReset` sent because the history could not tell what was missed. */
+  replayGaps: number;
   errors: number;
 }
 
@@ -54,6 +60,9 @@ export class ServerEvents {
     framesWritten: 0,
     expiredSubscriptions: 0,
     brokerOutages: 0,
+    resumedSubscriptions: 0,
+    replayedEvents: 0,
+    replayGaps: 0,
     errors: 0,
   };
 
@@ -72,7 +81,7 @@ export class ServerEvents {
   /** Connects the broker and starts the housekeeping timer. */
   async start(): Promise<void> {
     if (this.housekeeping) return;
-    this.broker.onMessage((topic, payload) => this.receive(topic, payload));
+    this.broker.onMessage((topic, payload, id) => this.receive(topic, payload, id));
     this.broker.onStatus((status) => this.brokerStatusChanged(status));
     await this.broker.connect();
     this.housekeeping = setInterval(() => void this.removeExpiredSubscriptions(), this.houseKeepingIntervalMs);
@@ -155,8 +164,11 @@ export class ServerEvents {
     await Promise.all(channels.map((channel) => this.publish(topics.channel(channel), { kind: 'notify', selector, body, channel })));
   }
 
+  /** Notifications go through the history when the broker has one (so they can be replayed); controls never do. */
   private async publish(topic: string, envelope: Envelope): Promise<void> {
-    await this.broker.publish(topic, encodeEnvelope(envelope));
+    const payload = encodeEnvelope(envelope);
+    if (envelope.kind === 'notify' && this.broker.history) await this.broker.history.publish(topic, payload);
+    else await this.broker.publish(topic, payload);
     if (envelope.kind === 'notify') this.counters.notificationsPublished++;
   }
 
@@ -168,12 +180,25 @@ export class ServerEvents {
 
   /**
    * Adds a stream opened on this server: writes `cmd.onConnect` (when
-   * `connectArgs` is given), runs `onSubscribe`, then sends `cmd.onJoin` to
-   * every member of each of its channels, itself included.
+   * `connectArgs` is given), replays what the client missed after
+   * `resume.lastEventId` (or sends `cmd.onReset` when that cannot be known),
+   * runs `onSubscribe`, then sends `cmd.onJoin` to every member of each of
+   * its channels, itself included — unless it `resume.resumed` an existing
+   * subscription, which its channels never saw leave.
    */
-  async register(sub: EventSubscription, connectArgs?: Record<string, string>): Promise<void> {
+  async register(
+    sub: EventSubscription,
+    connectArgs?: Record<string, string>,
+    resume: { lastEventId?: number; resumed?: boolean } = {},
+  ): Promise<void> {
+    const previous = this.local.get(sub.id);
+    if (previous && previous !== sub) await this.dropLocal(previous);
     this.local.set(sub.id, sub);
     this.counters.totalConnections++;
+    sub.ownNumbering = !this.broker.history;
+    sub.beforeWrite = (frame) => this.beforeWrite(sub, frame);
+    // Live events wait until the replay before them is written.
+    sub.hold();
     try {
       await this.broker.presence.put(sub.id, JSON.stringify(sub.info), this.idleTimeoutMs);
       await this.router.add(sub, topicsOf(sub.info));
@@ -187,9 +212,68 @@ export class ServerEvents {
       await this.unregister(sub.id);
       return;
     }
-    if (connectArgs) this.write(sub, 'cmd.onConnect', JSON.stringify(connectArgs));
+    const history = this.broker.history;
+    let missed: Missed = { entries: [] };
+    if (resume.lastEventId !== undefined) missed = await this.readMissed(sub, resume.lastEventId);
+    else if (history) sub.lastEventId = await history.head();
+    if (connectArgs) sub.send('cmd.onConnect', JSON.stringify(connectArgs));
+    this.writeMissed(sub, missed, resume.lastEventId);
+    sub.release();
+    if (resume.resumed) this.counters.resumedSubscriptions++;
     await this.runHook(this.options.onSubscribe, sub);
-    if (this.notifyChannelOfSubscriptions) await this.notifyChannels(sub.channels, 'cmd.onJoin', sub.metaJson);
+    if (this.notifyChannelOfSubscriptions && !resume.resumed) await this.notifyChannels(sub.channels, 'cmd.onJoin', sub.metaJson);
+  }
+
+  /**
+   * What `sub` missed after `afterId`, read from the history; sets its last
+   * id to where live delivery continues. With no history, or a history that
+   * no longer holds everything after `afterId`, the answer is a gap.
+   */
+  private async readMissed(sub: EventSubscription, afterId: number): Promise<Missed> {
+    const history = this.broker.history;
+    if (!history) return { entries: [], gap: 'this broker keeps no history' };
+    const read = await history.read(afterId, new Set(topicsOf(sub.info)));
+    if (!read.complete) {
+      sub.lastEventId = Math.max(sub.lastEventId, await history.head());
+      return { entries: [], gap: 'events after this id are no longer kept' };
+    }
+    sub.lastEventId = Math.max(sub.lastEventId, afterId);
+    return { entries: read.entries };
+  }
+
+  /** Writes a replay, or `cmd.onReset` for a gap, so the client can resynchronise. */
+  private writeMissed(sub: EventSubscription, missed: Missed, afterId?: number): void {
+    if (missed.gap !== undefined) {
+      this.counters.replayGaps++;
+      sub.send('cmd.onReset', JSON.stringify({ reason: missed.gap, ...(afterId !== undefined ? { lastEventId: String(afterId) } : {}) }));
+      return;
+    }
+    if (missed.entries.length > 0) this.counters.replayedEvents += missed.entries.length;
+    for (const entry of missed.entries) {
+      const envelope = decodeEnvelope(entry.payload);
+      if (envelope.kind !== 'notify') continue;
+      if (envelope.filter === undefined || sub.hasChannel(envelope.filter)) {
+        sub.replay(entry.id, envelope.selector, envelope.body, envelope.channel);
+      }
+    }
+  }
+
+  /**
+   * After the broker came back, sends every subscription on this server what
+   * pub/sub may have dropped meanwhile (or `cmd.onReset` when the history
+   * cannot tell).
+   */
+  private async catchUp(): Promise<void> {
+    if (!this.broker.history) return;
+    for (const sub of [...this.local.values()]) {
+      sub.hold();
+      try {
+        const from = sub.lastEventId;
+        this.writeMissed(sub, await this.readMissed(sub, from), from);
+      } finally {
+        sub.release();
+      }
+    }
   }
 
   /**
@@ -215,7 +299,7 @@ export class ServerEvents {
     this.counters.totalUnsubscriptions++;
     const sub = this.local.get(info.id);
     if (sub) await this.dropLocal(sub);
-    else await this.publish(topics.subscription(info.id), { kind: 'close' });
+    else await this.publish(topics.subscription(info.id), { kind: 'close', connectionId: info.connectionId });
     if (this.notifyChannelOfSubscriptions) await this.notifyChannels(info.channels, 'cmd.onLeave', JSON.stringify(info.meta));
   }
 
@@ -223,28 +307,59 @@ export class ServerEvents {
     return this.local.get(sub.id) === sub;
   }
 
-  private async dropLocal(sub: EventSubscription): Promise<void> {
+  /** Forgets a stream of this server; `unsubscribed` is false when the subscription lives on (detached or resumed). */
+  private async dropLocal(sub: EventSubscription, unsubscribed = true): Promise<void> {
     if (!this.isLocal(sub)) return;
     this.local.delete(sub.id);
     sub.close();
     await this.router.remove(sub, topicsOf(sub.info));
-    await this.runHook(this.options.onUnsubscribe, sub);
+    if (unsubscribed) await this.runHook(this.options.onUnsubscribe, sub);
   }
 
   /**
-   * Called when the client of a stream on this server went away: the stream
-   * is closed and the subscription unregistered in the background (tracked,
-   * so that `stop()` waits for it before closing the broker).
+   * Called when the client of a stream on this server went away. The
+   * subscription is detached, not removed: its record stays (listed, with
+   * its lease running) so the client can resume it on any server within the
+   * idle timeout, without its channels seeing it leave and join again. If it
+   * does not come back, the lease runs out and `cmd.onLeave` goes out then.
+   * The work runs in the background, tracked so that `stop()` waits for it.
    */
   streamClosed(sub: EventSubscription): void {
     sub.close();
     // Already removed by this server (the close is the echo of its own end()).
     if (!this.isLocal(sub)) return;
-    const departure = this.unregister(sub.id)
-      .then(() => undefined)
+    const departure = this.detach(sub)
       .catch((error) => this.reportError(error, sub))
       .finally(() => this.departures.delete(departure));
     this.departures.add(departure);
+  }
+
+  private async detach(sub: EventSubscription): Promise<void> {
+    await this.dropLocal(sub, false);
+    const current = await this.getSubscriptionInfo(sub.id);
+    // Resumed elsewhere meanwhile, or removed: the record is no longer this stream's.
+    if (!current || current.connectionId !== sub.info.connectionId) return;
+    await this.broker.presence.put(sub.id, JSON.stringify({ ...current, detached: true }), this.idleTimeoutMs);
+  }
+
+  /**
+   * Ends the stream that holds a subscription now, wherever it is, without
+   * announcing a departure: a client is resuming it on a new stream.
+   */
+  async takeOver(info: SubscriptionInfo): Promise<void> {
+    const local = this.local.get(info.id);
+    if (local) await this.dropLocal(local, false);
+    else if (!info.detached) await this.publish(topics.subscription(info.id), { kind: 'close', connectionId: info.connectionId });
+  }
+
+  /**
+   * A detached subscription of `sessionId` with exactly these channels: what
+   * a browser's own EventSource reconnect (same URL, same cookie) resumes.
+   */
+  async findDetached(sessionId: string, channels: readonly string[]): Promise<SubscriptionInfo | undefined> {
+    const wanted = [...channels].sort().join(',');
+    const infos = await this.getAllSubscriptionInfos();
+    return infos.find((i) => i.detached && i.sessionId === sessionId && [...i.channels].sort().join(',') === wanted);
   }
 
   /**
@@ -261,7 +376,7 @@ export class ServerEvents {
 
   private acceptPulse(sub: EventSubscription): void {
     sub.lastPulseAt = Date.now();
-    this.write(sub, 'cmd.onHeartbeat', sub.metaJson);
+    sub.send('cmd.onHeartbeat', sub.metaJson);
   }
 
   /** Adds channels to a subscription on any server. Returns `false` for an unknown id. */
@@ -419,11 +534,11 @@ export class ServerEvents {
     this.logger.warn(`server-events: the ${this.broker.name} broker is back; restoring ${this.local.size} presence records`);
     void Promise.all([
       ...[...this.local.values()].map((sub) => this.broker.presence.put(sub.id, JSON.stringify(sub.info), this.idleTimeoutMs)),
-      this.router.retry(),
+      this.router.retry().then(() => this.catchUp()),
     ]).catch((error) => this.reportError(error));
   }
 
-  private receive(topic: string, payload: string): void {
+  private receive(topic: string, payload: string, id?: number): void {
     this.counters.brokerMessagesReceived++;
     let envelope: Envelope;
     try {
@@ -440,26 +555,26 @@ export class ServerEvents {
     }
     const { selector, body, channel, filter } = envelope;
     for (const sub of members) {
-      if (filter === undefined || sub.hasChannel(filter)) this.write(sub, selector, body, channel);
+      if (filter === undefined || sub.hasChannel(filter)) sub.deliver(id, selector, body, channel);
     }
   }
 
   private async control(sub: EventSubscription, control: Control): Promise<void> {
     if (control.kind === 'pulse') this.acceptPulse(sub);
-    else if (control.kind === 'close') await this.dropLocal(sub);
+    else if (control.kind === 'close') {
+      // A close names the stream it is for: a newer stream of a resumed subscription stays.
+      if (control.connectionId === undefined || control.connectionId === sub.info.connectionId) await this.dropLocal(sub, false);
+    }
     else await this.applyChannels(sub, control.subscribe, control.unsubscribe);
   }
 
-  private write(sub: EventSubscription, selector: string, body: string, channel?: string): void {
-    if (sub.isClosed) return;
-    const frame = sub.nextFrame(selector, body, channel);
+  private beforeWrite(sub: EventSubscription, frame: string): void {
+    this.counters.framesWritten++;
     try {
       this.options.onPublish?.(sub, frame);
     } catch (error) {
       this.reportError(error, sub);
     }
-    sub.write(frame);
-    this.counters.framesWritten++;
   }
 
   private async runHook(hook: ((sub: EventSubscription) => void | Promise<void>) | undefined, sub: EventSubscription): Promise<void> {
@@ -476,6 +591,12 @@ export class ServerEvents {
     if (this.options.onError) this.options.onError(error, sub);
     else this.logger.error(`server-events: ${error instanceof Error ? error.message : String(error)}`);
   }
+}
+
+/** What a subscription missed: the events to replay, or why that cannot be known. */
+interface Missed {
+  entries: HistoryEntry[];
+  gap?: string;
 }
 
 function topicsOf(info: SubscriptionInfo): string[] {

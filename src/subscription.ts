@@ -29,6 +29,10 @@ export interface SubscriptionInfo {
   meta: Record<string, string>;
   /** The id of the server process holding the stream. */
   serverId: string;
+  /** Names the HTTP stream that holds the subscription now; a resume gives it a new one. */
+  connectionId?: string;
+  /** Set while no stream holds it: the client may resume it until its lease runs out. */
+  detached?: boolean;
 }
 
 /** Where a subscription's frames go: an HTTP response, in practice. */
@@ -50,15 +54,36 @@ export function buildMeta(info: Omit<SubscriptionInfo, 'meta'>, extra: Record<st
   };
 }
 
+/** An event that arrived while the subscription was held (during replay). */
+interface HeldEvent {
+  id: number | undefined;
+  selector: string;
+  body: string;
+  channel?: string;
+}
+
 /**
- * One open event stream on this server. It numbers its frames from 1 (so
- * `cmd.onConnect` is `id: 1`) and stops writing once closed.
+ * One open event stream on this server.
+ *
+ * Frame ids: with a broker history, an event's id is its cluster-wide
+ * history id, and frames outside the history (`cmd.onConnect`,
+ * `cmd.onHeartbeat`, `cmd.onReset`, `send`) repeat the last id, so a
+ * client's Last-Event-ID always names the last event it got. Without a
+ * history, frames are numbered 1, 2, 3... per subscription, as ServiceStack
+ * does. An event whose id is not above the last one written is a duplicate
+ * (seen in a replay already) and is dropped.
  */
 export class EventSubscription {
   /** Extra key/values added to `cmd.onConnect` only (not to the public meta). */
   readonly connectArgs: Record<string, string> = {};
   lastPulseAt = Date.now();
-  private lastEventId = 0;
+  /** The id of the last frame written. */
+  lastEventId = 0;
+  /** Numbers frames itself, for brokers without history. Set by `ServerEvents.register`. */
+  ownNumbering = true;
+  /** Called with every frame just before it is written. Set by `ServerEvents.register`. */
+  beforeWrite: ((frame: string) => void) | undefined;
+  private held: HeldEvent[] | undefined;
   private closed = false;
 
   constructor(
@@ -87,14 +112,36 @@ export class EventSubscription {
     return JSON.stringify(this.info.meta);
   }
 
-  /** Builds the next frame for this subscription (it consumes an id). */
-  nextFrame(selector: string, body: string, channel?: string): string {
-    return encodeFrame(++this.lastEventId, selector, body, channel);
+  /** Writes a frame outside the event history, e.g. a greeting from the `onSubscribe` hook. */
+  send(selector: string, body: string, channel?: string): void {
+    if (this.ownNumbering) this.lastEventId++;
+    this.write(encodeFrame(this.lastEventId, selector, body, channel));
   }
 
-  /** Writes a frame built by `nextFrame`; does nothing once closed. */
-  write(frame: string): void {
-    if (!this.closed) this.sink.write(frame);
+  /** Writes a live event (or holds it back while held); drops one already written. */
+  deliver(id: number | undefined, selector: string, body: string, channel?: string): void {
+    if (this.held) this.held.push({ id, selector, body, channel });
+    else this.replay(id, selector, body, channel);
+  }
+
+  /** Writes an event now, held or not (a replay goes before the held events); drops one already written. */
+  replay(id: number | undefined, selector: string, body: string, channel?: string): void {
+    const next = id ?? this.lastEventId + 1;
+    if (next <= this.lastEventId) return;
+    this.lastEventId = next;
+    this.write(encodeFrame(next, selector, body, channel));
+  }
+
+  /** Keeps live events back (while history is replayed before them). */
+  hold(): void {
+    this.held ??= [];
+  }
+
+  /** Writes the events held back, skipping those the replay already sent. */
+  release(): void {
+    const held = this.held ?? [];
+    this.held = undefined;
+    for (const event of held) this.replay(event.id, event.selector, event.body, event.channel);
   }
 
   setChannels(channels: string[]): void {
@@ -107,5 +154,11 @@ export class EventSubscription {
     if (this.closed) return;
     this.closed = true;
     this.sink.end();
+  }
+
+  private write(frame: string): void {
+    if (this.closed) return;
+    this.beforeWrite?.(frame);
+    this.sink.write(frame);
   }
 }

@@ -3,7 +3,7 @@ import { channelNameProblem, splitList, UNKNOWN_CHANNEL } from '../protocol.js';
 import type { ServerEvents } from '../server-events.js';
 import { buildMeta, EventSubscription, type EventSink, type SubscriptionInfo } from '../subscription.js';
 import { sendError } from './errors.js';
-import { createRandomId, defaultProfileUrl, ensureSessionId, safeDisplayName } from './identity.js';
+import { createRandomId, defaultProfileUrl, ensureSessionId, safeDisplayName, type Identity } from './identity.js';
 import { paths, type MiddlewareOptions } from './options.js';
 
 /**
@@ -25,29 +25,41 @@ export async function openEventStream(ctx: Context, events: ServerEvents, option
   const isAuthenticated = identity.isAuthenticated ?? identity.userId !== undefined;
   if (options.limitToAuthenticatedUsers && !isAuthenticated) return sendError(ctx, 401, 'Auth Required');
 
-  let userId = identity.userId;
-  let displayName = safeDisplayName(identity);
-  if (userId === undefined) {
-    const n = await events.getNextSequence('anonUser');
-    userId = `-${n}`;
-    displayName ??= `user${n}`;
+  const sessionId = identity.sessionId ?? ensureSessionId(ctx);
+  const lastEventId = readLastEventId(ctx);
+  if (lastEventId === null) return sendError(ctx, 400, 'Last-Event-ID must be a non-negative integer');
+  const resumable = await findResumable(ctx, events, options, { identity, sessionId, channels, lastEventId });
+
+  let info: SubscriptionInfo;
+  if (resumable) {
+    const { detached: _detached, ...kept } = resumable;
+    info = { ...kept, serverId: events.serverId, userAddress: ctx.ip, connectionId: createRandomId() };
+  } else {
+    let userId = identity.userId;
+    let displayName = safeDisplayName(identity);
+    if (userId === undefined) {
+      const n = await events.getNextSequence('anonUser');
+      userId = `-${n}`;
+      displayName ??= `user${n}`;
+    }
+    const base = {
+      id: createRandomId(),
+      userId,
+      userName: identity.userName,
+      displayName: displayName ?? userId,
+      sessionId,
+      channels,
+      createdAt: Date.now(),
+      isAuthenticated,
+      profileUrl: identity.profileUrl ?? defaultProfileUrl,
+      userAddress: ctx.ip,
+      serverId: events.serverId,
+      connectionId: createRandomId(),
+    };
+    info = { ...base, meta: buildMeta(base) };
   }
-  const base = {
-    id: createRandomId(),
-    userId,
-    userName: identity.userName,
-    displayName: displayName ?? userId,
-    sessionId: identity.sessionId ?? ensureSessionId(ctx),
-    channels,
-    createdAt: Date.now(),
-    isAuthenticated,
-    profileUrl: identity.profileUrl ?? defaultProfileUrl,
-    userAddress: ctx.ip,
-    serverId: events.serverId,
-  };
-  const info: SubscriptionInfo = { ...base, meta: buildMeta(base) };
   const sub = new EventSubscription(info, responseSink(ctx));
-  await options.onCreated?.(sub, ctx);
+  if (!resumable) await options.onCreated?.(sub, ctx);
 
   const urlBase = `${ctx.protocol}://${ctx.host}${options.prefix ?? ''}`;
   const connectArgs: Record<string, string> = {
@@ -63,9 +75,50 @@ export async function openEventStream(ctx: Context, events: ServerEvents, option
   await options.onConnect?.(sub, connectArgs);
   if (gone || ctx.req.destroyed) return;
 
+  if (resumable) await events.takeOver(resumable);
   startStream(ctx);
   ctx.req.once('close', () => events.streamClosed(sub));
-  await events.register(sub, connectArgs);
+  await events.register(sub, connectArgs, { lastEventId, resumed: resumable !== undefined });
+}
+
+/**
+ * The continuity rule: a stream request takes over an existing subscription
+ * (same id, no leave or join for its channels) when it names it with
+ * `resume={id}` and comes from the same user and, with
+ * `validateUserAddress`, the same address; or, for a browser's own
+ * EventSource reconnect, when it carries a Last-Event-ID and its `ss-id`
+ * session has exactly that channel list in a detached subscription. A
+ * subscription can be resumed until its lease runs out (the idle timeout
+ * after its last heartbeat or disconnect).
+ */
+async function findResumable(
+  ctx: Context,
+  events: ServerEvents,
+  options: MiddlewareOptions,
+  request: { identity: Identity; sessionId: string; channels: string[]; lastEventId: number | undefined },
+): Promise<SubscriptionInfo | undefined> {
+  const named = queryValue(ctx, 'resume');
+  if (typeof named === 'string' && named) {
+    const info = await events.getSubscriptionInfo(named);
+    if (!info) return undefined;
+    const sameUser = request.identity.userId !== undefined ? info.userId === request.identity.userId : !info.isAuthenticated;
+    const sameAddress = !(options.validateUserAddress ?? true) || info.userAddress === ctx.ip;
+    return sameUser && sameAddress ? info : undefined;
+  }
+  if (request.lastEventId === undefined) return undefined;
+  return events.findDetached(request.sessionId, request.channels);
+}
+
+/**
+ * The id the client saw last: the `Last-Event-ID` header an EventSource
+ * sends when it reconnects, or a `lastEventId` query parameter for a first
+ * connection. `null` when present but not an integer.
+ */
+function readLastEventId(ctx: Context): number | undefined | null {
+  const raw = ctx.get('Last-Event-ID') || queryValue(ctx, 'lastEventId');
+  if (raw === undefined || raw === '') return undefined;
+  const text = String(Array.isArray(raw) ? raw[0] : raw).trim();
+  return /^\d{1,16}$/.test(text) ? Number(text) : null;
 }
 
 /** Sends the SSE headers at once and hands the raw response to the subscription. */

@@ -17,7 +17,7 @@ export function endpointTests(factory: ClusterFactory): void {
     t.is(stream.headers['cache-control'], 'no-cache');
     t.is(stream.headers['x-accel-buffering'], 'no');
     t.regex(String(stream.headers['set-cookie']), /ss-id=[A-Za-z0-9]{20}/);
-    t.true(stream.raw.startsWith('id: 1\ndata: cmd.onConnect {'));
+    t.regex(stream.raw, /^id: \d+\ndata: cmd\.onConnect \{/);
     const args = stream.connectArgs;
     for (const value of Object.values(args)) t.is(typeof value, 'string');
     t.regex(args.id!, /^[A-Za-z0-9]{20}$/);
@@ -34,7 +34,7 @@ export function endpointTests(factory: ClusterFactory): void {
     t.is(args.idleTimeoutMs, '30000');
   });
 
-  test(name('frames are exactly "id: N\\ndata: [ch@]selector body\\n\\n" with ids counting up'), async (t) => {
+  test(name('frames are exactly "id: N\\ndata: [ch@]selector body\\n\\n" with ids going up'), async (t) => {
     const { connect, server } = await fixture(t, factory);
     const stream = await connect('?channels=home');
     await stream.next(only('cmd.onJoin'));
@@ -43,9 +43,12 @@ export function endpointTests(factory: ClusterFactory): void {
     await stream.next(only('cmd.toggle$#channels'));
     const frames = stream.raw.split('\n\n').filter(Boolean);
     t.is(frames.length, 4);
-    t.regex(frames[1]!, /^id: 2\ndata: home@cmd\.onJoin \{.*\}$/);
-    t.is(frames[2], 'id: 3\ndata: home@cmd.chat {"text":"hi"}');
-    t.is(frames[3], 'id: 4\ndata: cmd.toggle$#channels ', 'an empty body keeps its space');
+    const ids = stream.frames.map((f) => Number(f.id));
+    t.true(ids.every((id) => Number.isSafeInteger(id) && id > 0), 'integer ids');
+    t.true(ids.slice(1).every((id, i) => id > ids[i]!), `event ids go up: ${ids.join(', ')}`);
+    t.regex(frames[1]!, /^id: \d+\ndata: home@cmd\.onJoin \{.*\}$/);
+    t.is(frames[2], `id: ${ids[2]}\ndata: home@cmd.chat {"text":"hi"}`);
+    t.is(frames[3], `id: ${ids[3]}\ndata: cmd.toggle$#channels `, 'an empty body keeps its space');
   });
 
   test(name('channels come from channels= and channel=; none means *'), async (t) => {

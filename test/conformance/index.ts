@@ -3,6 +3,7 @@ import { clusterTests, routingTests } from './cluster.js';
 import { endpointTests } from './endpoints.js';
 import { notifyTests } from './notify.js';
 import { hookTests, presenceTests } from './presence.js';
+import { replayTests } from './replay.js';
 
 /**
  * The behaviour every broker must show, as seen by real HTTP clients on real
@@ -15,4 +16,5 @@ export function conformanceSuite(factory: ClusterFactory): void {
   notifyTests(factory);
   clusterTests(factory);
   routingTests(factory);
+  replayTests(factory);
 }

@@ -24,17 +24,30 @@ export function presenceTests(factory: ClusterFactory): void {
     t.is(first.frames.filter(only('cmd.onJoin')).length, 4, 'a member gets one join per shared channel only');
   });
 
-  test(name('cmd.onLeave reaches the remaining members on unregister and on disconnect'), async (t) => {
+  test(name('cmd.onLeave reaches the remaining members at once on unregister'), async (t) => {
     const { connect } = await fixture(t, factory);
     const stay = await connect('?channels=home');
     const leaver = await connect('?channels=home');
-    const dropper = await connect('?channels=home');
     await request('POST', leaver.connectArgs.unRegisterUrl!);
     const left = await stay.next((f) => f.selector === 'cmd.onLeave' && userOf(f) === leaver.connectArgs.userId);
     t.is(left.channel, 'home');
-    dropper.close();
-    await stay.next((f) => f.selector === 'cmd.onLeave' && userOf(f) === dropper.connectArgs.userId);
     t.false(leaver.frames.some(only('cmd.onLeave')), 'the leaver is gone before its leave is sent');
+  });
+
+  test.serial(name('a dropped connection is kept, detached, for a resume until the idle timeout; then it leaves'), async (t) => {
+    const { connect, server } = await fixture(t, factory, { events: { idleTimeoutMs: 1000, houseKeepingIntervalMs: 100 } });
+    const stay = await connect('?channels=home');
+    const beating = setInterval(() => void request('POST', stay.connectArgs.heartbeatUrl!), 200);
+    t.teardown(() => clearInterval(beating));
+    const dropper = await connect('?channels=home');
+    const droppedAt = Date.now();
+    dropper.close();
+    await delay(300);
+    t.false(stay.frames.some(only('cmd.onLeave')), 'no leave while it may come back');
+    t.true((await server.events.getSubscriptionInfo(dropper.id))?.detached);
+    await stay.next((f) => f.selector === 'cmd.onLeave' && userOf(f) === dropper.connectArgs.userId, 5000);
+    t.true(Date.now() - droppedAt >= 1000, 'it left when its lease ran out');
+    t.is(await server.events.getSubscriptionInfo(dropper.id), undefined);
   });
 
   test(name('cmd.onUpdate goes to the old and new channels with the new channel list'), async (t) => {
@@ -138,7 +151,7 @@ export function presenceTests(factory: ClusterFactory): void {
     const { connect } = await fixture(t, factory, {
       events: {
         onSubscribe: async function (this: unknown, sub) {
-          sub.write(sub.nextFrame('cmd.welcome', JSON.stringify(`hello ${sub.info.displayName}`)));
+          sub.send('cmd.welcome', JSON.stringify(`hello ${sub.info.displayName}`));
         },
       },
     });

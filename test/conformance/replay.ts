@@ -1,0 +1,124 @@
+import test from 'ava';
+import type { ClusterFactory } from '../helpers/cluster.js';
+import { delay, request } from '../helpers/server.js';
+import { only, type Frame, type SseStream } from '../helpers/sse.js';
+import { fixture } from './fixture.js';
+
+const numbers = (stream: SseStream) => stream.frames.filter(only('cmd.msg')).map((f) => f.body as number);
+const lastId = (stream: SseStream) => stream.frames.at(-1)!.id;
+const userOf = (frame: Frame) => (frame.body as Record<string, string>).userId;
+
+/** Last-Event-ID replay across servers, the gap signal and the continuity rule. */
+export function replayTests(factory: ClusterFactory): void {
+  const name = (title: string) => `${factory.name}: replay: ${title}`;
+
+  test(name('a client cut on A, with 100 events published on B meanwhile, resumes on C and gets all 100 once, in order'), async (t) => {
+    const { connect, servers } = await fixture(t, factory, { count: 3 });
+    const watcher = await connect('?channels=home', { on: 1 });
+    const first = await connect('?channels=home', { on: 0 });
+    await watcher.next((f) => f.selector === 'cmd.onJoin' && userOf(f) === first.connectArgs.userId);
+    await servers[1]!.events.notifyChannel('home', 'cmd.msg', -1);
+    await first.next(only('cmd.msg'));
+    const seen = lastId(first);
+    first.close();
+    for (let i = 0; i < 100; i++) await servers[1]!.events.notifyChannel('home', 'cmd.msg', i);
+    await servers[1]!.events.notifySubscription(first.id, 'cmd.msg', 100);
+
+    const again = await connect(`?channels=home&resume=${first.id}`, { on: 2, headers: { 'Last-Event-ID': seen } });
+    t.is(again.id, first.id, 'the same subscription');
+    await again.count(only('cmd.msg'), 101);
+    await servers[0]!.events.notifyChannel('home', 'cmd.msg', 101);
+    await again.count(only('cmd.msg'), 102);
+    await delay(100);
+    t.deepEqual(numbers(again), Array.from({ length: 102 }, (_, i) => i));
+    const ids = again.frames.filter(only('cmd.msg')).map((f) => Number(f.id));
+    t.true(ids.every((id, i) => i === 0 || id > ids[i - 1]!), 'ids go up');
+    t.false(watcher.frames.some((f) => f.selector === 'cmd.onLeave'), 'no leave');
+    t.is(watcher.frames.filter((f) => f.selector === 'cmd.onJoin' && userOf(f) === first.connectArgs.userId).length, 1, 'no second join');
+    t.false(again.frames.some(only('cmd.onJoin')), 'a resumed stream is not announced again');
+    t.is((await servers[0]!.events.getSubscriptionInfo(first.id))?.serverId, servers[2]!.events.serverId);
+  });
+
+  test(name('live events during the replay are neither lost nor doubled'), async (t) => {
+    const { connect, servers } = await fixture(t, factory, { count: 2 });
+    const first = await connect('?channels=home', { on: 0 });
+    const seen = lastId(first);
+    first.close();
+    let sent = 0;
+    const publishing = (async () => {
+      for (; sent < 300; sent++) await servers[1]!.events.notifyChannel('home', 'cmd.msg', sent);
+    })();
+    while (sent < 100) await delay(5);
+    const again = await connect(`?channels=home&resume=${first.id}`, { on: 1, headers: { 'Last-Event-ID': seen } });
+    await publishing;
+    await again.count(only('cmd.msg'), 300);
+    await delay(100);
+    t.deepEqual(numbers(again), Array.from({ length: 300 }, (_, i) => i));
+  });
+
+  test(name('lastEventId in the query replays for a new subscription, without resuming anyone'), async (t) => {
+    const { connect, server } = await fixture(t, factory);
+    const before = await connect('?channels=home');
+    const from = lastId(before);
+    for (let i = 0; i < 5; i++) await server.events.notifyChannel('home', 'cmd.msg', i);
+    await server.events.notifyChannel('elsewhere', 'cmd.msg', 'not for us');
+    const fresh = await connect(`?channels=home&lastEventId=${from}`);
+    t.not(fresh.id, before.id);
+    await fresh.count(only('cmd.msg'), 5);
+    await delay(100);
+    t.deepEqual(numbers(fresh), [0, 1, 2, 3, 4]);
+  });
+
+  test(name('an id older than the history gets cmd.onReset, then live events'), async (t) => {
+    const { connect, server } = await fixture(t, factory);
+    const stream = await connect('?channels=home', { headers: { 'Last-Event-ID': '1' } });
+    const reset = await stream.next(only('cmd.onReset'));
+    t.is((reset.body as { lastEventId: string }).lastEventId, '1');
+    t.regex((reset.body as { reason: string }).reason, /no longer kept|no history/);
+    t.is(stream.frames[0]!.selector, 'cmd.onConnect', 'onConnect first, then the reset');
+    await server.events.notifyChannel('home', 'cmd.msg', 'live');
+    await stream.next(only('cmd.msg'));
+    t.is(server.events.stats().replayGaps, 1);
+  });
+
+  test(name('a Last-Event-ID that is not an integer is refused with 400'), async (t) => {
+    const { connect } = await fixture(t, factory);
+    const stream = await connect('?channels=home', { headers: { 'Last-Event-ID': 'abc' } });
+    t.is(stream.status, 400);
+  });
+
+  test(name('a browser EventSource reconnect (same cookie, same URL, Last-Event-ID) resumes its detached subscription'), async (t) => {
+    const { connect, server } = await fixture(t, factory);
+    const cookie = { Cookie: 'ss-id=browserSession1' };
+    const first = await connect('?channels=home,news', { headers: cookie });
+    const seen = lastId(first);
+    first.close();
+    await delay(100);
+    await server.events.notifyChannel('news', 'cmd.msg', 'while away');
+    const again = await connect('?channels=home,news', { headers: { ...cookie, 'Last-Event-ID': seen } });
+    t.is(again.id, first.id);
+    const [missed] = await again.count(only('cmd.msg'), 1);
+    t.is(missed!.body, 'while away');
+  });
+
+  test(name('resume is refused for another address, and then a new subscription is made'), async (t) => {
+    const { connect } = await fixture(t, factory, { proxy: true });
+    const first = await connect('?channels=home', { headers: { 'X-Forwarded-For': '10.0.0.1' } });
+    first.close();
+    const stranger = await connect(`?channels=home&resume=${first.id}`, { headers: { 'X-Forwarded-For': '10.0.0.2', 'Last-Event-ID': lastId(first) } });
+    t.not(stranger.id, first.id);
+  });
+
+  test(name('a resumed subscription can be unregistered and then leaves once'), async (t) => {
+    const { connect, servers } = await fixture(t, factory, { count: 2 });
+    const watcher = await connect('?channels=home', { on: 0 });
+    const first = await connect('?channels=home', { on: 0 });
+    first.close();
+    const again = await connect(`?channels=home&resume=${first.id}`, { on: 1, headers: { 'Last-Event-ID': lastId(first) } });
+    t.is((await request('POST', again.connectArgs.unRegisterUrl!)).status, 200);
+    await again.closed();
+    await watcher.next((f) => f.selector === 'cmd.onLeave' && userOf(f) === first.connectArgs.userId);
+    await delay(200);
+    t.is(watcher.frames.filter(only('cmd.onLeave')).length, 1);
+  });
+}
