@@ -2,9 +2,19 @@
 // NATS team maintains now: it supersedes the single `nats` package (v2),
 // split into core, JetStream and KV modules under strict semver. Pinned to
 // 3.3.x: from 3.4 its id generator declares Node 22, and this project runs on 20.
+import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV, type KvWatchEntry } from '@nats-io/kv';
 import { connect, type NatsConnection, type QueuedIterator, type Subscription } from '@nats-io/transport-node';
-import type { Broker, BrokerStatus, CappedLists, PresenceStore } from '../src/broker.js';
+import {
+  defaultRetention,
+  type Broker,
+  type BrokerStatus,
+  type CappedLists,
+  type EventHistory,
+  type HistoryRead,
+  type HistoryRetention,
+  type PresenceStore,
+} from '../src/broker.js';
 
 export interface NatsBrokerOptions {
   /** `nats://host:port`, or several separated by commas. Default `nats://127.0.0.1:4222`. */
@@ -20,6 +30,8 @@ export interface NatsBrokerOptions {
    * behind the leases; it must exceed the idle timeout. Default 1 hour.
    */
   presenceMaxAgeMs?: number;
+  /** How much event history to keep for Last-Event-ID replay. Default 10,000 events, 5 minutes. */
+  history?: HistoryRetention;
 }
 
 interface Lease {
@@ -149,6 +161,88 @@ function safeKey(name: string): string {
   return /^[A-Za-z0-9_-]+$/.test(name) ? name : `x${Buffer.from(name).toString('hex')}`;
 }
 
+/**
+ * The event history as a JetStream stream on `{prefix}.h.>`. The stream
+ * republishes every message it stored, in its order and with its sequence, on
+ * `{prefix}.r.>`: live subscribers listen there, so they get exactly the
+ * messages the history took, numbered as the history numbers them. An id is
+ * the stream's creation time in microseconds plus the sequence, so a stream
+ * created anew (storage lost) starts a new epoch above every earlier id.
+ */
+class NatsHistory implements EventHistory {
+  private epoch = 0;
+
+  constructor(
+    private readonly connection: () => NatsConnection,
+    private readonly prefix: string,
+    private readonly retention: Required<HistoryRetention>,
+  ) {}
+
+  get stream(): string {
+    return `${this.prefix}_history`;
+  }
+
+  /** Opens the stream, creating it when missing. */
+  async open(jsm: JetStreamManager): Promise<void> {
+    let info;
+    try {
+      info = await jsm.streams.info(this.stream);
+    } catch {
+      info = await jsm.streams.add({
+        name: this.stream,
+        subjects: [`${this.prefix}.h.>`],
+        max_msgs: this.retention.maxLength,
+        max_age: this.retention.maxAgeMs * 1_000_000,
+        republish: { src: `${this.prefix}.h.>`, dest: `${this.prefix}.r.>` },
+      });
+    }
+    // Created times carry nanoseconds; Date understands milliseconds.
+    this.epoch = new Date(info.created.replace(/(\.\d{3})\d*/, '$1')).getTime() * 1000;
+  }
+
+  /** The id of a republished message, from its stream sequence. */
+  idOf(sequence: number): number {
+    return this.epoch + sequence;
+  }
+
+  async publish(topic: string, payload: string): Promise<number> {
+    const ack = await jetstream(this.connection()).publish(`${this.prefix}.h.${topic}`, payload);
+    return this.idOf(ack.seq);
+  }
+
+  async read(afterId: number, topics: ReadonlySet<string>): Promise<HistoryRead> {
+    const { state } = await (await jetstreamManager(this.connection())).streams.info(this.stream);
+    const after = afterId - this.epoch;
+    if (after < 0 || after > state.last_seq) return { complete: false, entries: [] };
+    if (after === state.last_seq) return { complete: true, entries: [] };
+    if (after + 1 < state.first_seq) return { complete: false, entries: [] };
+    const consumer = await jetstream(this.connection()).consumers.get(this.stream, {
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: after + 1,
+    });
+    const entries = [];
+    const subjectStart = `${this.prefix}.h.`.length;
+    for (let next = after + 1; next <= state.last_seq; ) {
+      const batch = await consumer.fetch({ max_messages: Math.min(state.last_seq - next + 1, 1000), expires: 5000 });
+      let got = 0;
+      for await (const message of batch) {
+        got++;
+        next = message.seq + 1;
+        const topic = message.subject.slice(subjectStart);
+        if (topics.has(topic)) entries.push({ id: this.idOf(message.seq), topic, payload: message.string() });
+        if (message.seq >= state.last_seq) break;
+      }
+      if (got === 0) return { complete: false, entries: [] };
+    }
+    return { complete: true, entries };
+  }
+
+  async head(): Promise<number> {
+    const { state } = await (await jetstreamManager(this.connection())).streams.info(this.stream);
+    return this.idOf(state.last_seq);
+  }
+}
+
 /** Runs a conditional write; `false` when another writer got there first. */
 async function compareAndSet(write: () => Promise<unknown>): Promise<boolean> {
   try {
@@ -163,13 +257,16 @@ async function compareAndSet(write: () => Promise<unknown>): Promise<boolean> {
 /**
  * The NATS broker: topics are core NATS subjects (`{prefix}.{topic}`; the
  * core percent-encodes names, so `.`, `*` and `>` in a channel name never
- * reach a subject), presence and counters live in JetStream key/value
- * buckets. The client reconnects by itself and subscribes again.
+ * reach a subject), presence, lists and counters live in JetStream
+ * key/value buckets, and the event history in a JetStream stream. It needs
+ * a nats-server with JetStream. The client reconnects by itself and
+ * subscribes again.
  */
 export class NatsBroker implements Broker {
   readonly name = 'nats';
   readonly presence: NatsPresence;
   readonly lists: CappedLists;
+  readonly history: NatsHistory;
   readonly url: string;
   private readonly prefix: string;
   private readonly presenceMaxAgeMs: number;
@@ -177,9 +274,9 @@ export class NatsBroker implements Broker {
   private presenceBucket: KV | undefined;
   private sequenceBucket: KV | undefined;
   private listBucket: KV | undefined;
-  private readonly subscriptions = new Map<string, Subscription>();
+  private readonly subscriptions = new Map<string, Subscription[]>();
   private connected = false;
-  private handler: (topic: string, payload: string) => void = () => {};
+  private handler: (topic: string, payload: string, id?: number) => void = () => {};
   private statusHandler: (status: BrokerStatus) => void = () => {};
 
   constructor(options: NatsBrokerOptions = {}) {
@@ -189,6 +286,7 @@ export class NatsBroker implements Broker {
     this.presenceMaxAgeMs = options.presenceMaxAgeMs ?? 3_600_000;
     this.presence = new NatsPresence(() => this.required(this.presenceBucket));
     this.lists = new NatsLists(() => this.required(this.listBucket));
+    this.history = new NatsHistory(() => this.required(this.nc), this.prefix, { ...defaultRetention, ...options.history });
   }
 
   async connect(): Promise<void> {
@@ -217,12 +315,19 @@ export class NatsBroker implements Broker {
     const nc = this.required(this.nc);
     for (const topic of topics) {
       if (this.subscriptions.has(topic)) continue;
-      const subscription = nc.subscribe(this.subject(topic), {
+      // Controls arrive on the topic's own subject; events, as the history republishes them.
+      const controls = nc.subscribe(this.subject(topic), {
         callback: (error, msg) => {
           if (!error) this.handler(topic, msg.string());
         },
       });
-      this.subscriptions.set(topic, subscription);
+      const events = nc.subscribe(`${this.prefix}.r.${topic}`, {
+        callback: (error, msg) => {
+          const sequence = Number(msg.headers?.get('Nats-Sequence'));
+          if (!error && sequence > 0) this.handler(topic, msg.string(), this.history.idOf(sequence));
+        },
+      });
+      this.subscriptions.set(topic, [controls, events]);
     }
     // Once the server has answered a ping, it has every SUB sent before it.
     await nc.flush();
@@ -230,12 +335,12 @@ export class NatsBroker implements Broker {
 
   async unsubscribe(topics: readonly string[]): Promise<void> {
     for (const topic of topics) {
-      this.subscriptions.get(topic)?.unsubscribe();
+      for (const subscription of this.subscriptions.get(topic) ?? []) subscription.unsubscribe();
       this.subscriptions.delete(topic);
     }
   }
 
-  onMessage(handler: (topic: string, payload: string) => void): void {
+  onMessage(handler: (topic: string, payload: string, id?: number) => void): void {
     this.handler = handler;
   }
 
@@ -267,6 +372,7 @@ export class NatsBroker implements Broker {
     this.presenceBucket = await kvm.create(`${this.prefix}_presence`, { history: 1, ttl: this.presenceMaxAgeMs });
     this.sequenceBucket = await kvm.create(`${this.prefix}_sequences`, { history: 1 });
     this.listBucket = await kvm.create(`${this.prefix}_lists`, { history: 1 });
+    await this.history.open(await jetstreamManager(this.required(this.nc)));
     await this.presence.follow();
   }
 
