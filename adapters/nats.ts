@@ -206,7 +206,8 @@ class NatsHistory implements EventHistory {
   }
 
   async publish(topic: string, payload: string): Promise<number> {
-    const ack = await jetstream(this.connection()).publish(`${this.prefix}.h.${topic}`, payload);
+    // A stored message is acknowledged in milliseconds; past 2 s the caller learns it failed.
+    const ack = await jetstream(this.connection(), { timeout: 2000 }).publish(`${this.prefix}.h.${topic}`, payload);
     return this.idOf(ack.seq);
   }
 

@@ -54,11 +54,15 @@ for (const { kind, binary, start, broker } of kinds) {
     const restartedAt = Date.now();
     let delivered = false;
     let attempt = 0;
+    // One attempt every 50 ms from alternating servers, not waiting for each: a publish sent while
+    // the broker is still starting may wait for its time-out, and must not hold back the next.
+    const attempts: Promise<unknown>[] = [];
     const publishing = (async () => {
       while (!delivered && Date.now() - restartedAt < 10_000) {
-        await servers[attempt++ % 2]!.events.notifyChannel('home', 'cmd.msg', 'after').catch(() => {});
+        attempts.push(servers[attempt++ % 2]!.events.notifyChannel('home', 'cmd.msg', 'after').catch(() => {}));
         await delay(50);
       }
+      await Promise.all(attempts);
     })();
     await Promise.all(streams.map((s) => s.next((f) => f.selector === 'cmd.msg' && f.body === 'after', 10_000)));
     const recoveredMs = Date.now() - restartedAt;
