@@ -121,3 +121,43 @@ test('a refused stream is retried until it is accepted', async (t) => {
   t.is(errors.values.length, 2);
   t.regex(String(errors.values[0]), /503/);
 });
+
+test('fails over to the next server, resumes its subscription and gets what it missed, once', async (t) => {
+  const cluster = await memoryClusters.create();
+  const a = await startServer(cluster);
+  const b = await startServer(cluster);
+  t.teardown(async () => {
+    await a.close();
+    await b.close();
+  });
+  const got = collector<unknown>();
+  const resets = collector<unknown>();
+  const client = new ServerEventsClient([a.url, b.url], ['home'], {
+    reconnectDelayMs: 50,
+    handlers: { msg: got.push, onReset: resets.push },
+  });
+  t.teardown(() => client.stop());
+  const first = await client.connect();
+  await b.events.notifyChannel('home', 'cmd.msg', 1);
+  await got.atLeast(1);
+  a.cut();
+  for (let i = 2; i <= 20; i++) await b.events.notifyChannel('home', 'cmd.msg', i);
+  const values = await got.atLeast(20);
+  t.is(client.baseUrl, b.url);
+  t.is(client.subscriptionId, first.id, 'the same subscription');
+  t.deepEqual(values, Array.from({ length: 20 }, (_, i) => i + 1));
+  t.deepEqual(resets.values, []);
+});
+
+test('onReset is called when the server cannot replay', async (t) => {
+  const s = await server(t);
+  const resets = collector<{ reason: string }>();
+  const client = new ServerEventsClient(s.url, ['home'], {
+    headers: { 'Last-Event-ID': '5' },
+    handlers: { onReset: resets.push },
+  });
+  t.teardown(() => client.stop());
+  await client.connect();
+  const [reset] = await resets.atLeast(1);
+  t.regex(reset!.reason, /no longer kept/);
+});

@@ -35,7 +35,8 @@ export interface ServerEventUser {
  */
 export class ServerEventsClient {
   private channelList: string[];
-  private readonly baseUrl: string;
+  private readonly baseUrls: string[];
+  private urlIndex = 0;
   private readonly options: ServerEventsClientOptions;
   private readonly handlers: Handlers;
   private readonly receivers: Record<string, Receiver>;
@@ -46,18 +47,33 @@ export class ServerEventsClient {
   private abort: AbortController | undefined;
   private heartbeat: ReturnType<typeof setInterval> | undefined;
   private failures = 0;
-  private lastEventId: string | undefined;
+  private lastId: string | undefined;
   private lastMessageAt = 0;
   private wake: (() => void) | undefined;
   private unloadHooked = false;
   private connectWaiters: Array<{ resolve: (info: ConnectionInfo) => void; reject: (error: unknown) => void }> = [];
 
-  constructor(baseUrl: string, channels: readonly string[], options: ServerEventsClientOptions = {}) {
-    this.baseUrl = baseUrl.replace(/\/+$/, '');
+  /**
+   * @param baseUrls the server, or several servers of one cluster: each
+   *   reconnect tries the next, so a client fails over when its server dies.
+   */
+  constructor(baseUrls: string | readonly string[], channels: readonly string[], options: ServerEventsClientOptions = {}) {
+    this.baseUrls = (typeof baseUrls === 'string' ? [baseUrls] : [...baseUrls]).map((url) => url.replace(/\/+$/, ''));
+    if (this.baseUrls.length === 0) throw new Error('ServerEventsClient needs at least one server URL');
     this.channelList = [...channels];
     this.options = options;
     this.handlers = { ...options.handlers };
     this.receivers = { ...options.receivers };
+  }
+
+  /** The server this client uses now. */
+  get baseUrl(): string {
+    return this.baseUrls[this.urlIndex]!;
+  }
+
+  /** The id of the last event received: sent as Last-Event-ID when reconnecting. */
+  get lastEventId(): string | undefined {
+    return this.lastId;
   }
 
   /** The channels this client is in (updated by subscribe/unsubscribe). */
@@ -197,15 +213,18 @@ export class ServerEventsClient {
       await this.sleep(this.backoffDelay());
       if (this.stopped) break;
       this.failures++;
+      this.urlIndex = (this.urlIndex + 1) % this.baseUrls.length;
       this.handlers.onReconnect?.(error);
     }
   }
 
   private async readStream(): Promise<void> {
     const abort = (this.abort = new AbortController());
-    const url = `${this.baseUrl}/event-stream?channels=${encodeURIComponent(this.channelList.join(','))}&t=${Date.now()}`;
+    // After the first stream: resume the same subscription, and replay what was missed.
+    const resume = this.info ? `&resume=${encodeURIComponent(this.info.id)}` : '';
+    const url = `${this.baseUrl}/event-stream?channels=${encodeURIComponent(this.channelList.join(','))}${resume}&t=${Date.now()}`;
     const headers: Record<string, string> = { Accept: 'text/event-stream', ...this.options.headers };
-    if (this.lastEventId) headers['Last-Event-ID'] = this.lastEventId;
+    if (this.lastId) headers['Last-Event-ID'] = this.lastId;
     const res = await this.fetcher(url, { headers, signal: abort.signal, credentials: this.credentials, cache: 'no-store' });
     if (!res.ok || !res.body) throw new Error(`event stream refused: ${res.status} ${res.statusText}`);
     const parser = createParser({ onEvent: (event) => this.receive(event) });
@@ -257,7 +276,7 @@ export class ServerEventsClient {
   private receive(event: EventSourceMessage): void {
     if (this.stopped) return;
     this.lastMessageAt = Date.now();
-    if (event.id) this.lastEventId = event.id;
+    if (event.id) this.lastId = event.id;
     try {
       const message: ReceivedMessage = { ...parseEventData(event.data), eventId: parseInt(event.id ?? '', 10) };
       this.dispatch(message);

@@ -36,6 +36,11 @@ export interface Handlers {
   onException?: (error: unknown) => void;
   /** A new stream is being opened after the previous one ended. */
   onReconnect?: (error: unknown) => void;
+  /**
+   * `cmd.onReset`: events may have been missed and cannot be replayed (the
+   * server's history no longer holds them). Reload the app's state.
+   */
+  onReset?: (body: { reason: string; lastEventId?: string }, message: ReceivedMessage) => void;
   /** Any other `cmd.{name}` message: called with its body. */
   [name: string]: ((...args: any[]) => void) | undefined;
 }

@@ -11,6 +11,8 @@ import type { Cluster } from './cluster.js';
 export interface TestServer {
   url: string;
   events: ServerEvents;
+  /** Drops every open connection, as a crash or a network cut would, and accepts no more. */
+  cut(): void;
   close(): Promise<void>;
 }
 
@@ -37,12 +39,16 @@ export async function startServer(cluster: Cluster, options: TestServerOptions =
   return {
     url: `http://127.0.0.1:${port}${options.http?.prefix ?? ''}`,
     events,
+    cut() {
+      server.close();
+      server.closeAllConnections();
+    },
     async close() {
       if (closed) return;
       closed = true;
       await events.stop();
       server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
+      await new Promise((resolve) => (server.listening ? server.close(resolve) : resolve(undefined)));
     },
   };
 }

@@ -110,6 +110,12 @@ const client = new ServerEventsClient(location.origin, channels, {
     onLeave: () => void refreshUsers(),
     onUpdate: () => void refreshUsers(),
     onReconnect: () => system('Reconnecting…'),
+    // Missed events could not be replayed: load the history again (seen ids keep it free of doubles).
+    onReset: () => {
+      system('Some messages could not be replayed; reloading the history.');
+      void loadHistory();
+      void refreshUsers();
+    },
     onException: (error) => console.warn('chat:', error),
     chat: (message: ChatMessage) => showChat(message),
     announce: (text: string) => announce(text),
