@@ -385,6 +385,8 @@ export class NatsBroker implements Broker {
       } else if (status.type === 'reconnect') {
         // A restarted server without storage has lost the buckets: open (or create) them again.
         await this.openBuckets().catch(() => {});
+        // The client subscribed again on reconnecting; once the server answers a ping it has them all.
+        await nc.flush().catch(() => {});
         this.connected = true;
         this.statusHandler({ connected: true });
       }

@@ -313,7 +313,14 @@ export class RedisBroker implements Broker {
   private ready(): void {
     if (this.connected || this.commands.status !== 'ready' || this.subscriber.status !== 'ready') return;
     this.connected = true;
-    if (this.everConnected) this.statusHandler({ connected: true });
+    const recovered = this.everConnected;
     this.everConnected = true;
+    if (!recovered) return;
+    // ioredis is ready once it has sent its SUBSCRIBEs again; a PING answered on the same
+    // connection proves Redis has applied them, so nothing published after this is missed.
+    void this.subscriber.ping().then(
+      () => this.statusHandler({ connected: true }),
+      (error: Error) => this.lost(error.message),
+    );
   }
 }

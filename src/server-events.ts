@@ -261,11 +261,15 @@ export class ServerEvents {
   /**
    * After the broker came back, sends every subscription on this server what
    * pub/sub may have dropped meanwhile (or `cmd.onReset` when the history
-   * cannot tell).
+   * cannot tell). The subscriptions were held since the outage began, so
+   * their last ids are from before it and nothing delivered since is lost.
    */
   private async catchUp(): Promise<void> {
-    if (!this.broker.history) return;
     for (const sub of [...this.local.values()]) {
+      if (!this.broker.history) {
+        sub.release();
+        continue;
+      }
       sub.hold();
       try {
         const from = sub.lastEventId;
@@ -524,6 +528,8 @@ export class ServerEvents {
       if (this.brokerDown) return;
       this.brokerDown = true;
       this.counters.brokerOutages++;
+      // Whatever arrives after the reconnect waits until the catch-up has replayed what came before it.
+      for (const sub of this.local.values()) sub.hold();
       this.logger.warn(
         `server-events: lost the ${this.broker.name} broker (${status.reason ?? 'connection closed'}); keeping ${this.local.size} streams open and retrying`,
       );

@@ -1,9 +1,8 @@
-import { spawn } from 'node:child_process';
 import test, { type ExecutionContext } from 'ava';
 import { NatsBroker } from '../adapters/nats.js';
 import { RedisBroker } from '../adapters/redis.js';
 import type { Broker } from '../src/broker.js';
-import { findBinary, startNats, startRedis, type BrokerProcess } from './helpers/processes.js';
+import { findBinary, startNats, startRedis, startServerProcess, type BrokerProcess } from './helpers/processes.js';
 import { delay, startServer } from './helpers/server.js';
 import { only, SseStream } from './helpers/sse.js';
 
@@ -83,30 +82,18 @@ for (const { kind, binary, start, broker } of kinds) {
     const idleTimeoutMs = 2000;
     const houseKeepingIntervalMs = 250;
     const prefix = 'kill9';
-    const env = {
-      ...process.env,
-      BROKER: kind,
-      REDIS_URL: kind === 'redis' ? brokerProcess.url : '',
-      NATS_URL: kind === 'nats' ? brokerProcess.url : '',
-      BROKER_PREFIX: kind === 'redis' ? `${prefix}:` : prefix,
+    const doomedServer = await startServerProcess(kind, brokerProcess.url, prefix, {
       IDLE_TIMEOUT_MS: String(idleTimeoutMs),
       HOUSEKEEPING_MS: String(houseKeepingIntervalMs),
-    };
-    const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/server-process.ts'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
-    t.teardown(() => void child.kill('SIGKILL'));
-    const port = await new Promise<number>((resolve, reject) => {
-      child.stdout.on('data', (chunk: Buffer) => {
-        const match = /listening (\d+)/.exec(chunk.toString());
-        if (match) resolve(Number(match[1]));
-      });
-      child.once('exit', (code) => reject(new Error(`server process exited with ${code}`)));
     });
+    t.teardown(() => doomedServer.kill());
+    const child = doomedServer.child;
 
     const cluster = { broker: () => broker(brokerProcess.url, prefix), close: async () => {} };
     const survivor = await startServer(cluster, { events: { idleTimeoutMs, houseKeepingIntervalMs } });
     t.teardown(() => survivor.close());
     const watcher = await SseStream.open(`${survivor.url}/event-stream?channels=home`);
-    const doomed = await SseStream.open(`http://127.0.0.1:${port}/event-stream?channels=home`);
+    const doomed = await SseStream.open(`${doomedServer.url}/event-stream?channels=home`);
     t.teardown(() => [watcher, doomed].forEach((s) => s.close()));
     await watcher.connected();
     await doomed.connected();
