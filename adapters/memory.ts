@@ -1,6 +1,6 @@
 import {
-  defaultRetention,
   epochStart,
+  withDefaults,
   type Broker,
   type CappedLists,
   type EventHistory,
@@ -25,7 +25,7 @@ export class MemoryHub {
   readonly history: MemoryHistory;
 
   constructor(options: { history?: HistoryRetention } = {}) {
-    this.history = new MemoryHistory(this, { ...defaultRetention, ...options.history });
+    this.history = new MemoryHistory(this, withDefaults(options.history));
   }
 
   /**
@@ -108,6 +108,12 @@ class MemoryPresence implements PresenceStore {
     this.leases.set(id, { record, expiresAt: Date.now() + ttlMs });
   }
 
+  async replace(id: string, expected: string, record: string, ttlMs: number): Promise<boolean> {
+    if (this.live(id)?.record !== expected) return false;
+    this.leases.set(id, { record, expiresAt: Date.now() + ttlMs });
+    return true;
+  }
+
   async get(id: string): Promise<string | undefined> {
     return this.live(id)?.record;
   }
@@ -164,8 +170,9 @@ export class MemoryBroker implements Broker {
   private readonly listener: Listener = (topic, payload, id) => this.handler(topic, payload, id);
   private readonly subscribed = new Set<string>();
 
-  constructor(options: { hub?: MemoryHub } = {}) {
-    this.hub = options.hub ?? new MemoryHub();
+  /** `hub`: join an existing in-process cluster; otherwise a new hub with `history` retention. */
+  constructor(options: { hub?: MemoryHub; history?: HistoryRetention } = {}) {
+    this.hub = options.hub ?? new MemoryHub({ history: options.history });
   }
 
   get presence(): PresenceStore {

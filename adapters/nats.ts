@@ -6,7 +6,7 @@ import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamManager } fro
 import { Kvm, type KV, type KvWatchEntry } from '@nats-io/kv';
 import { connect, type NatsConnection, type QueuedIterator, type Subscription } from '@nats-io/transport-node';
 import {
-  defaultRetention,
+  withDefaults,
   type Broker,
   type BrokerStatus,
   type CappedLists,
@@ -77,6 +77,13 @@ class NatsPresence implements PresenceStore {
 
   async put(id: string, record: string, ttlMs: number): Promise<void> {
     await this.bucket().put(id, JSON.stringify({ record, expiresAt: Date.now() + ttlMs }));
+  }
+
+  async replace(id: string, expected: string, record: string, ttlMs: number): Promise<boolean> {
+    const found = await this.read(id);
+    if (!found || found.lease.expiresAt <= Date.now() || found.lease.record !== expected) return false;
+    const next = JSON.stringify({ record, expiresAt: Date.now() + ttlMs });
+    return compareAndSet(() => this.bucket().update(id, next, found.revision));
   }
 
   async get(id: string): Promise<string | undefined> {
@@ -184,17 +191,23 @@ class NatsHistory implements EventHistory {
 
   /** Opens the stream, creating it when missing. */
   async open(jsm: JetStreamManager): Promise<void> {
+    const config = {
+      name: this.stream,
+      subjects: [`${this.prefix}.h.>`],
+      max_msgs: this.retention.maxLength,
+      max_age: this.retention.maxAgeMs * 1_000_000,
+      republish: { src: `${this.prefix}.h.>`, dest: `${this.prefix}.r.>` },
+    };
     let info;
     try {
       info = await jsm.streams.info(this.stream);
     } catch {
-      info = await jsm.streams.add({
-        name: this.stream,
-        subjects: [`${this.prefix}.h.>`],
-        max_msgs: this.retention.maxLength,
-        max_age: this.retention.maxAgeMs * 1_000_000,
-        republish: { src: `${this.prefix}.h.>`, dest: `${this.prefix}.r.>` },
-      });
+      info = await jsm.streams.add(config);
+    }
+    const current = info.config;
+    if (current.max_msgs !== config.max_msgs || current.max_age !== config.max_age || current.republish?.dest !== config.republish.dest) {
+      // Retention changed, or a stream made elsewhere: live delivery depends on the republish.
+      info = await jsm.streams.update(this.stream, config);
     }
     // Created times carry nanoseconds; Date understands milliseconds.
     this.epoch = new Date(info.created.replace(/(\.\d{3})\d*/, '$1')).getTime() * 1000;
@@ -228,6 +241,8 @@ class NatsHistory implements EventHistory {
       let got = 0;
       for await (const message of batch) {
         got++;
+        // Messages aged out or trimmed since the snapshot above: the consumer skips them, so check.
+        if (message.seq !== next) return { complete: false, entries: [] };
         next = message.seq + 1;
         const topic = message.subject.slice(subjectStart);
         if (topics.has(topic)) entries.push({ id: this.idOf(message.seq), topic, payload: message.string() });
@@ -243,6 +258,8 @@ class NatsHistory implements EventHistory {
     return this.idOf(state.last_seq);
   }
 }
+
+const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Runs a conditional write; `false` when another writer got there first. */
 async function compareAndSet(write: () => Promise<unknown>): Promise<boolean> {
@@ -287,7 +304,7 @@ export class NatsBroker implements Broker {
     this.presenceMaxAgeMs = options.presenceMaxAgeMs ?? 3_600_000;
     this.presence = new NatsPresence(() => this.required(this.presenceBucket));
     this.lists = new NatsLists(() => this.required(this.listBucket));
-    this.history = new NatsHistory(() => this.required(this.nc), this.prefix, { ...defaultRetention, ...options.history });
+    this.history = new NatsHistory(() => this.required(this.nc), this.prefix, withDefaults(options.history));
   }
 
   async connect(): Promise<void> {
@@ -384,7 +401,9 @@ export class NatsBroker implements Broker {
         this.statusHandler({ connected: false, reason: `disconnected from ${status.server}` });
       } else if (status.type === 'reconnect') {
         // A restarted server without storage has lost the buckets: open (or create) them again.
-        await this.openBuckets().catch(() => {});
+        // A restarted server may have lost the buckets and the stream (and JetStream needs a moment
+        // to start): open or create them before anything relies on them, the epoch above all.
+        while (!nc.isClosed() && !(await this.openBuckets().then(() => true, () => false))) await delay(250);
         // The client subscribed again on reconnecting; once the server answers a ping it has them all.
         await nc.flush().catch(() => {});
         this.connected = true;

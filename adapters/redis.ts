@@ -1,6 +1,6 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import {
-  defaultRetention,
+  withDefaults,
   type Broker,
   type BrokerStatus,
   type CappedLists,
@@ -35,6 +35,14 @@ const scripts = {
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[1])
+return 1`,
+  replace: `local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local deadline = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if not deadline or tonumber(deadline) <= now then return 0 end
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[1])
 return 1`,
   get: `local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
@@ -83,6 +91,10 @@ class RedisPresence implements PresenceStore {
 
   async put(id: string, record: string, ttlMs: number): Promise<void> {
     await this.run('put', id, record, ttlMs);
+  }
+
+  async replace(id: string, expected: string, record: string, ttlMs: number): Promise<boolean> {
+    return (await this.run('replace', id, expected, record, ttlMs)) === 1;
   }
 
   async get(id: string): Promise<string | undefined> {
@@ -154,7 +166,7 @@ const publishWithHistory = `${epochLua}local id = redis.call('INCR', KEYS[1])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local sid = string.format('%.0f', id)
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], sid .. '-0', 't', ARGV[1], 'p', ARGV[2], 'at', now)
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], sid .. '-0', 't', ARGV[1], 'p', ARGV[2], 'at', now)
 redis.call('PUBLISH', ARGV[4], '#' .. sid .. '|' .. ARGV[2])
 return sid`;
 
@@ -245,7 +257,7 @@ export class RedisBroker implements Broker {
     for (const [name, lua] of Object.entries(scripts)) this.commands.defineCommand(`presence_${name}`, { numberOfKeys: 2, lua });
     this.presence = new RedisPresence(this.commands, this.prefix);
     this.lists = new RedisLists(this.commands, this.prefix);
-    this.history = new RedisHistory(this.commands, this.prefix, { ...defaultRetention, ...options.history });
+    this.history = new RedisHistory(this.commands, this.prefix, withDefaults(options.history));
     this.subscriber.on('message', (channel: string, message: string) => {
       if (!channel.startsWith(this.prefix)) return;
       const topic = channel.slice(this.prefix.length);

@@ -1,7 +1,7 @@
 import { MemoryBroker } from '../adapters/memory.js';
 import { NatsBroker } from '../adapters/nats.js';
 import { RedisBroker } from '../adapters/redis.js';
-import type { Broker } from './broker.js';
+import type { Broker, HistoryRetention } from './broker.js';
 
 /** A configuration mistake a person can fix; its message is one line. */
 export class ConfigError extends Error {}
@@ -20,18 +20,33 @@ export function brokerFromEnv(env: NodeJS.ProcessEnv = process.env): Broker {
     throw new ConfigError(`unknown BROKER '${env.BROKER}': use one of ${brokerNames.join(', ')}`);
   }
   const prefix = env.BROKER_PREFIX || undefined;
+  const history = historyFromEnv(env);
   if (requested === 'redis') {
     const url = env.REDIS_URL || 'redis://127.0.0.1:6379';
     if (!/^rediss?:\/\//.test(url)) throw new ConfigError(`REDIS_URL must start with redis:// or rediss://, not '${url}'`);
-    return new RedisBroker({ url, prefix: prefix ?? 'se:' });
+    return new RedisBroker({ url, prefix: prefix ?? 'se:', history });
   }
   if (requested === 'nats') {
     const url = env.NATS_URL || 'nats://127.0.0.1:4222';
     try {
-      return new NatsBroker({ url, prefix });
+      return new NatsBroker({ url, prefix, history });
     } catch (error) {
       throw new ConfigError((error as Error).message);
     }
   }
-  return new MemoryBroker();
+  return new MemoryBroker({ history });
+}
+
+/**
+ * History retention from `HISTORY_MAX_LENGTH` (events) and
+ * `HISTORY_MAX_AGE_MS`; unset means the defaults (10,000 events, 5 minutes).
+ */
+export function historyFromEnv(env: NodeJS.ProcessEnv = process.env): HistoryRetention {
+  const read = (name: string): number | undefined => {
+    const text = env[name]?.trim();
+    if (!text) return undefined;
+    if (!/^\d+$/.test(text) || Number(text) < 1) throw new ConfigError(`${name} must be a positive whole number, not '${text}'`);
+    return Number(text);
+  };
+  return { maxLength: read('HISTORY_MAX_LENGTH'), maxAgeMs: read('HISTORY_MAX_AGE_MS') };
 }

@@ -110,6 +110,15 @@ export interface PresenceStore {
   /** Inserts or replaces the record of `id`, with a lease of `ttlMs`. */
   put(id: string, record: string, ttlMs: number): Promise<void>;
 
+  /**
+   * Replaces the record of `id` with `record` and renews its lease, but only
+   * if the stored record is still exactly `expected` (and its lease running).
+   * Returns whether it did: a compare-and-set, so that a change made from a
+   * stale read (a disconnect racing an unregister, say) never brings back or
+   * overwrites a newer state.
+   */
+  replace(id: string, expected: string, record: string, ttlMs: number): Promise<boolean>;
+
   /** The record of `id`, or `undefined` when absent or its lease has run out. */
   get(id: string): Promise<string | undefined>;
 
@@ -202,6 +211,11 @@ export interface HistoryRetention {
 }
 
 export const defaultRetention = { maxLength: 10_000, maxAgeMs: 300_000 };
+
+/** `retention` with the defaults where it leaves a field unset. */
+export function withDefaults(retention: HistoryRetention = {}): Required<HistoryRetention> {
+  return { maxLength: retention.maxLength ?? defaultRetention.maxLength, maxAgeMs: retention.maxAgeMs ?? defaultRetention.maxAgeMs };
+}
 
 /** The first id of a new epoch: above every id of an earlier one. */
 export function epochStart(): number {

@@ -1,5 +1,5 @@
-export type { Broker, BrokerStatus, PresenceStore } from './broker.js';
-export { brokerFromEnv, ConfigError } from './broker-from-env.js';
+export type { Broker, BrokerStatus, CappedLists, EventHistory, HistoryEntry, HistoryRead, HistoryRetention, PresenceStore } from './broker.js';
+export { brokerFromEnv, ConfigError, historyFromEnv } from './broker-from-env.js';
 export { MemoryBroker, MemoryHub } from '../adapters/memory.js';
 export { RedisBroker, type RedisBrokerOptions } from '../adapters/redis.js';
 export { NatsBroker, type NatsBrokerOptions } from '../adapters/nats.js';

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { MemoryBroker } from '../adapters/memory.js';
-import type { Broker, BrokerStatus, HistoryEntry } from './broker.js';
+import type { Broker, BrokerStatus } from './broker.js';
+import { readMissed, writeMissed, type Missed } from './replay.js';
 import { decodeEnvelope, encodeEnvelope, type Control, type Envelope } from './envelope.js';
 import { defaults, type Logger, type ServerEventsOptions } from './options.js';
 import { checkChannel, checkSelector, serializeMessage } from './arguments.js';
@@ -195,10 +196,13 @@ export class ServerEvents {
     if (previous && previous !== sub) await this.dropLocal(previous);
     this.local.set(sub.id, sub);
     this.counters.totalConnections++;
-    sub.ownNumbering = !this.broker.history;
+    const history = this.broker.history;
+    sub.ownNumbering = !history;
     sub.beforeWrite = (frame) => this.beforeWrite(sub, frame);
     // Live events wait until the replay before them is written.
     sub.hold();
+    // Read before subscribing: every event published after this arrives live.
+    const head = history && resume.lastEventId === undefined ? await history.head() : undefined;
     try {
       await this.broker.presence.put(sub.id, JSON.stringify(sub.info), this.idleTimeoutMs);
       await this.router.add(sub, topicsOf(sub.info));
@@ -212,12 +216,17 @@ export class ServerEvents {
       await this.unregister(sub.id);
       return;
     }
-    const history = this.broker.history;
     let missed: Missed = { entries: [] };
-    if (resume.lastEventId !== undefined) missed = await this.readMissed(sub, resume.lastEventId);
-    else if (history) sub.lastEventId = await history.head();
+    if (resume.lastEventId !== undefined) {
+      missed = await readMissed(history, sub, new Set(topicsOf(sub.info)), resume.lastEventId);
+      // Channel events are replayed, but what was sent to the old subscription or user id cannot be.
+      if (!resume.resumed) missed.gap ??= 'a new subscription: events sent to the previous one cannot be replayed';
+    } else {
+      if (head !== undefined) sub.lastEventId = head;
+      if (resume.resumed) missed.gap = 'resumed without a Last-Event-ID';
+    }
     if (connectArgs) sub.send('cmd.onConnect', JSON.stringify(connectArgs));
-    this.writeMissed(sub, missed, resume.lastEventId);
+    this.countMissed(writeMissed(sub, missed, resume.lastEventId), missed);
     sub.release();
     if (resume.resumed) this.counters.resumedSubscriptions++;
     await this.runHook(this.options.onSubscribe, sub);
@@ -225,59 +234,29 @@ export class ServerEvents {
   }
 
   /**
-   * What `sub` missed after `afterId`, read from the history; sets its last
-   * id to where live delivery continues. With no history, or a history that
-   * no longer holds everything after `afterId`, the answer is a gap.
-   */
-  private async readMissed(sub: EventSubscription, afterId: number): Promise<Missed> {
-    const history = this.broker.history;
-    if (!history) return { entries: [], gap: 'this broker keeps no history' };
-    const read = await history.read(afterId, new Set(topicsOf(sub.info)));
-    if (!read.complete) {
-      sub.lastEventId = Math.max(sub.lastEventId, await history.head());
-      return { entries: [], gap: 'events after this id are no longer kept' };
-    }
-    sub.lastEventId = Math.max(sub.lastEventId, afterId);
-    return { entries: read.entries };
-  }
-
-  /** Writes a replay, or `cmd.onReset` for a gap, so the client can resynchronise. */
-  private writeMissed(sub: EventSubscription, missed: Missed, afterId?: number): void {
-    if (missed.gap !== undefined) {
-      this.counters.replayGaps++;
-      sub.send('cmd.onReset', JSON.stringify({ reason: missed.gap, ...(afterId !== undefined ? { lastEventId: String(afterId) } : {}) }));
-      return;
-    }
-    if (missed.entries.length > 0) this.counters.replayedEvents += missed.entries.length;
-    for (const entry of missed.entries) {
-      const envelope = decodeEnvelope(entry.payload);
-      if (envelope.kind !== 'notify') continue;
-      if (envelope.filter === undefined || sub.hasChannel(envelope.filter)) {
-        sub.replay(entry.id, envelope.selector, envelope.body, envelope.channel);
-      }
-    }
-  }
-
-  /**
    * After the broker came back, sends every subscription on this server what
-   * pub/sub may have dropped meanwhile (or `cmd.onReset` when the history
-   * cannot tell). The subscriptions were held since the outage began, so
-   * their last ids are from before it and nothing delivered since is lost.
+   * pub/sub may have dropped meanwhile, or `cmd.onReset` when that cannot be
+   * known. The subscriptions were held since the outage began, so their last
+   * ids are from before it and nothing delivered since is lost.
    */
   private async catchUp(): Promise<void> {
     for (const sub of [...this.local.values()]) {
-      if (!this.broker.history) {
-        sub.release();
-        continue;
-      }
-      sub.hold();
+      const from = sub.lastEventId;
+      let missed: Missed;
       try {
-        const from = sub.lastEventId;
-        this.writeMissed(sub, await this.readMissed(sub, from), from);
-      } finally {
-        sub.release();
+        missed = await readMissed(this.broker.history, sub, new Set(topicsOf(sub.info)), from);
+      } catch (error) {
+        this.reportError(error, sub);
+        missed = { entries: [], gap: 'the history could not be read after a broker outage' };
       }
+      this.countMissed(writeMissed(sub, missed, from), missed);
+      sub.release();
     }
+  }
+
+  private countMissed(replayed: number, missed: Missed): void {
+    this.counters.replayedEvents += replayed;
+    if (missed.gap !== undefined) this.counters.replayGaps++;
   }
 
   /**
@@ -340,10 +319,13 @@ export class ServerEvents {
 
   private async detach(sub: EventSubscription): Promise<void> {
     await this.dropLocal(sub, false);
-    const current = await this.getSubscriptionInfo(sub.id);
-    // Resumed elsewhere meanwhile, or removed: the record is no longer this stream's.
-    if (!current || current.connectionId !== sub.info.connectionId) return;
-    await this.broker.presence.put(sub.id, JSON.stringify({ ...current, detached: true }), this.idleTimeoutMs);
+    const record = await this.broker.presence.get(sub.id);
+    if (record === undefined) return;
+    const current = JSON.parse(record) as SubscriptionInfo;
+    // Resumed elsewhere meanwhile: the record is no longer this stream's.
+    if (current.connectionId !== sub.info.connectionId) return;
+    // Conditional, so an unregister or a resume landing meanwhile wins.
+    await this.broker.presence.replace(sub.id, record, JSON.stringify({ ...current, detached: true }), this.idleTimeoutMs);
   }
 
   /**
@@ -404,12 +386,31 @@ export class ServerEvents {
       await this.applyChannels(sub, subscribe, unsubscribe);
       return true;
     }
-    if ((await this.broker.presence.get(subscriptionId)) === undefined) return false;
+    const record = await this.broker.presence.get(subscriptionId);
+    if (record === undefined) return false;
+    const info = JSON.parse(record) as SubscriptionInfo;
+    if (info.detached) return this.updateDetached(record, info, subscribe, unsubscribe);
     await this.publish(topics.subscription(subscriptionId), {
       kind: 'channels',
       subscribe: [...subscribe],
       unsubscribe: [...unsubscribe],
     });
+    return true;
+  }
+
+  /** No stream holds it: change the record itself (conditionally), and tell the channels. */
+  private async updateDetached(record: string, info: SubscriptionInfo, subscribe: readonly string[], unsubscribe: readonly string[]): Promise<boolean> {
+    const before = info.channels;
+    const after = before.filter((c) => !unsubscribe.includes(c));
+    for (const channel of subscribe) if (!after.includes(channel)) after.push(channel);
+    const updated: SubscriptionInfo = { ...info, channels: after, meta: { ...info.meta, channels: after.join(',') } };
+    if (!(await this.broker.presence.replace(info.id, record, JSON.stringify(updated), this.idleTimeoutMs))) {
+      // Changed meanwhile (resumed, updated or removed): try again from the current state.
+      return this.updateChannels(info.id, subscribe, unsubscribe);
+    }
+    if (this.notifyChannelOfSubscriptions) {
+      await this.notifyChannels([...new Set([...before, ...after])], 'cmd.onUpdate', JSON.stringify(updated.meta));
+    }
     return true;
   }
 
@@ -528,7 +529,7 @@ export class ServerEvents {
       if (this.brokerDown) return;
       this.brokerDown = true;
       this.counters.brokerOutages++;
-      // Whatever arrives after the reconnect waits until the catch-up has replayed what came before it.
+      // Whatever arrives after the reconnect waits until the catch-up has written what came before it.
       for (const sub of this.local.values()) sub.hold();
       this.logger.warn(
         `server-events: lost the ${this.broker.name} broker (${status.reason ?? 'connection closed'}); keeping ${this.local.size} streams open and retrying`,
@@ -540,7 +541,10 @@ export class ServerEvents {
     this.logger.warn(`server-events: the ${this.broker.name} broker is back; restoring ${this.local.size} presence records`);
     void Promise.all([
       ...[...this.local.values()].map((sub) => this.broker.presence.put(sub.id, JSON.stringify(sub.info), this.idleTimeoutMs)),
-      this.router.retry().then(() => this.catchUp()),
+      this.router
+        .retry()
+        .catch((error) => this.reportError(error))
+        .then(() => this.catchUp()),
     ]).catch((error) => this.reportError(error));
   }
 
@@ -597,12 +601,6 @@ export class ServerEvents {
     if (this.options.onError) this.options.onError(error, sub);
     else this.logger.error(`server-events: ${error instanceof Error ? error.message : String(error)}`);
   }
-}
-
-/** What a subscription missed: the events to replay, or why that cannot be known. */
-interface Missed {
-  entries: HistoryEntry[];
-  gap?: string;
 }
 
 function topicsOf(info: SubscriptionInfo): string[] {

@@ -4,7 +4,7 @@
  * instance on the same broker.
  */
 import { parseArgs } from 'node:util';
-import { MemoryBroker, NatsBroker, RedisBroker, ServerEvents, type Broker } from '../../src/index.js';
+import { historyFromEnv, MemoryBroker, NatsBroker, RedisBroker, ServerEvents, type Broker } from '../../src/index.js';
 import { createChatApp } from './app.js';
 
 const usage = `Usage: npm start -- [options]
@@ -49,10 +49,16 @@ function readConfig(argv: string[], env: NodeJS.ProcessEnv): Config | undefined 
 
   const kind = values.redis !== undefined ? 'redis' : values.nats !== undefined ? 'nats' : (env.BROKER || (env.REDIS_URL ? 'redis' : env.NATS_URL ? 'nats' : 'memory'));
   const prefix = env.BROKER_PREFIX || undefined;
+  let history;
+  try {
+    history = historyFromEnv(env);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
   let broker: Broker;
-  if (kind === 'redis') broker = new RedisBroker({ url: brokerUrl('redis', values.redis ?? env.REDIS_URL, 6379), prefix });
-  else if (kind === 'nats') broker = new NatsBroker({ url: brokerUrl('nats', values.nats ?? env.NATS_URL, 4222), prefix });
-  else if (kind === 'memory') broker = new MemoryBroker();
+  if (kind === 'redis') broker = new RedisBroker({ url: brokerUrl('redis', values.redis ?? env.REDIS_URL, 6379), prefix, history });
+  else if (kind === 'nats') broker = new NatsBroker({ url: brokerUrl('nats', values.nats ?? env.NATS_URL, 4222), prefix, history });
+  else if (kind === 'memory') broker = new MemoryBroker({ history });
   else throw new UsageError(`unknown BROKER '${kind}': use memory, redis or nats`);
   return { port, broker, background: values.background };
 }

@@ -51,6 +51,7 @@ export class ServerEventsClient {
   private lastMessageAt = 0;
   private wake: (() => void) | undefined;
   private unloadHooked = false;
+  private session: string | undefined;
   private connectWaiters: Array<{ resolve: (info: ConnectionInfo) => void; reject: (error: unknown) => void }> = [];
 
   /**
@@ -122,13 +123,14 @@ export class ServerEventsClient {
     if (this.stopped) return;
     this.stopped = true;
     this.stopHeartbeat();
+    // Unregister first: the server then leaves at once, rather than keeping a dropped stream resumable.
+    const url = this.info?.unRegisterUrl;
+    this.info = undefined;
+    if (url) await this.post(url).catch((error) => this.report(error));
     this.abort?.abort();
     this.wake?.();
     await this.running;
     for (const waiter of this.connectWaiters.splice(0)) waiter.reject(new Error('client stopped'));
-    const url = this.info?.unRegisterUrl;
-    this.info = undefined;
-    if (url) await this.post(url).catch((error) => this.report(error));
   }
 
   subscribeToChannels(...channels: string[]): Promise<void> {
@@ -324,8 +326,22 @@ export class ServerEventsClient {
     return this.options.credentials ?? 'include';
   }
 
-  private fetcher(url: string, init: RequestInit): Promise<Response> {
-    return (this.options.fetch ?? fetch)(url, init);
+  /**
+   * Browsers keep the `ss-id` session cookie themselves; in Node, where fetch
+   * has no cookie jar, the client keeps it, so the session (and with it the
+   * right to resume its subscription) survives reconnects and failover.
+   */
+  private async fetcher(url: string, init: RequestInit): Promise<Response> {
+    const keepsCookies = typeof document === 'undefined';
+    if (keepsCookies && this.session) init = { ...init, headers: { Cookie: `ss-id=${this.session}`, ...(init.headers as Record<string, string>) } };
+    const res = await (this.options.fetch ?? fetch)(url, init);
+    if (keepsCookies) {
+      for (const cookie of res.headers.getSetCookie?.() ?? []) {
+        const match = /^ss-id=([^;]+)/.exec(cookie);
+        if (match) this.session = match[1];
+      }
+    }
+    return res;
   }
 
   private async post(url: string, body?: string): Promise<void> {

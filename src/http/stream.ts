@@ -84,10 +84,11 @@ export async function openEventStream(ctx: Context, events: ServerEvents, option
 /**
  * The continuity rule: a stream request takes over an existing subscription
  * (same id, no leave or join for its channels) when it names it with
- * `resume={id}` and comes from the same user and, with
- * `validateUserAddress`, the same address; or, for a browser's own
- * EventSource reconnect, when it carries a Last-Event-ID and its `ss-id`
- * session has exactly that channel list in a detached subscription. A
+ * `resume={id}`, or, for a browser's own EventSource reconnect, when it
+ * carries a Last-Event-ID and its session has exactly that channel list in
+ * a detached subscription; and in both cases it comes from the same user
+ * (the same authenticated user id, or for anonymous users the same `ss-id`
+ * session) and, with `validateUserAddress`, the same address. A
  * subscription can be resumed until its lease runs out (the idle timeout
  * after its last heartbeat or disconnect).
  */
@@ -98,15 +99,17 @@ async function findResumable(
   request: { identity: Identity; sessionId: string; channels: string[]; lastEventId: number | undefined },
 ): Promise<SubscriptionInfo | undefined> {
   const named = queryValue(ctx, 'resume');
-  if (typeof named === 'string' && named) {
-    const info = await events.getSubscriptionInfo(named);
-    if (!info) return undefined;
-    const sameUser = request.identity.userId !== undefined ? info.userId === request.identity.userId : !info.isAuthenticated;
-    const sameAddress = !(options.validateUserAddress ?? true) || info.userAddress === ctx.ip;
-    return sameUser && sameAddress ? info : undefined;
-  }
-  if (request.lastEventId === undefined) return undefined;
-  return events.findDetached(request.sessionId, request.channels);
+  let info: SubscriptionInfo | undefined;
+  if (typeof named === 'string' && named) info = await events.getSubscriptionInfo(named);
+  else if (request.lastEventId !== undefined) info = await events.findDetached(request.sessionId, request.channels);
+  if (!info) return undefined;
+  // The same user: the same authenticated user id, or, for anonymous users, the same session.
+  const sameUser =
+    request.identity.userId !== undefined
+      ? info.isAuthenticated && info.userId === request.identity.userId
+      : !info.isAuthenticated && info.sessionId === request.sessionId;
+  const sameAddress = !(options.validateUserAddress ?? true) || info.userAddress === ctx.ip;
+  return sameUser && sameAddress ? info : undefined;
 }
 
 /**

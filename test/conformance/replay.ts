@@ -7,6 +7,8 @@ import { fixture } from './fixture.js';
 const numbers = (stream: SseStream) => stream.frames.filter(only('cmd.msg')).map((f) => f.body as number);
 const lastId = (stream: SseStream) => stream.frames.at(-1)!.id;
 const userOf = (frame: Frame) => (frame.body as Record<string, string>).userId;
+/** The `ss-id` session cookie the server gave a stream: resuming takes the same session. */
+const sessionOf = (stream: SseStream) => ({ Cookie: String(stream.headers['set-cookie']).split(';')[0]! });
 
 /** Last-Event-ID replay across servers, the gap signal and the continuity rule. */
 export function replayTests(factory: ClusterFactory): void {
@@ -24,7 +26,7 @@ export function replayTests(factory: ClusterFactory): void {
     for (let i = 0; i < 100; i++) await servers[1]!.events.notifyChannel('home', 'cmd.msg', i);
     await servers[1]!.events.notifySubscription(first.id, 'cmd.msg', 100);
 
-    const again = await connect(`?channels=home&resume=${first.id}`, { on: 2, headers: { 'Last-Event-ID': seen } });
+    const again = await connect(`?channels=home&resume=${first.id}`, { on: 2, headers: { 'Last-Event-ID': seen, ...sessionOf(first) } });
     t.is(again.id, first.id, 'the same subscription');
     await again.count(only('cmd.msg'), 101);
     await servers[0]!.events.notifyChannel('home', 'cmd.msg', 101);
@@ -49,7 +51,7 @@ export function replayTests(factory: ClusterFactory): void {
       for (; sent < 300; sent++) await servers[1]!.events.notifyChannel('home', 'cmd.msg', sent);
     })();
     while (sent < 100) await delay(5);
-    const again = await connect(`?channels=home&resume=${first.id}`, { on: 1, headers: { 'Last-Event-ID': seen } });
+    const again = await connect(`?channels=home&resume=${first.id}`, { on: 1, headers: { 'Last-Event-ID': seen, ...sessionOf(first) } });
     await publishing;
     await again.count(only('cmd.msg'), 300);
     await delay(100);
@@ -101,12 +103,16 @@ export function replayTests(factory: ClusterFactory): void {
     t.is(missed!.body, 'while away');
   });
 
-  test(name('resume is refused for another address, and then a new subscription is made'), async (t) => {
+  test(name('resume is refused for another address or another session, and then a new subscription is made'), async (t) => {
     const { connect } = await fixture(t, factory, { proxy: true });
     const first = await connect('?channels=home', { headers: { 'X-Forwarded-For': '10.0.0.1' } });
     first.close();
-    const stranger = await connect(`?channels=home&resume=${first.id}`, { headers: { 'X-Forwarded-For': '10.0.0.2', 'Last-Event-ID': lastId(first) } });
-    t.not(stranger.id, first.id);
+    const stranger = await connect(`?channels=home&resume=${first.id}`, {
+      headers: { 'X-Forwarded-For': '10.0.0.2', 'Last-Event-ID': lastId(first), ...sessionOf(first) },
+    });
+    t.not(stranger.id, first.id, 'another address');
+    const otherSession = await connect(`?channels=home&resume=${first.id}`, { headers: { 'X-Forwarded-For': '10.0.0.1', 'Last-Event-ID': lastId(first) } });
+    t.not(otherSession.id, first.id, 'another session');
   });
 
   test(name('a resumed subscription can be unregistered and then leaves once'), async (t) => {
@@ -114,7 +120,8 @@ export function replayTests(factory: ClusterFactory): void {
     const watcher = await connect('?channels=home', { on: 0 });
     const first = await connect('?channels=home', { on: 0 });
     first.close();
-    const again = await connect(`?channels=home&resume=${first.id}`, { on: 1, headers: { 'Last-Event-ID': lastId(first) } });
+    const again = await connect(`?channels=home&resume=${first.id}`, { on: 1, headers: { 'Last-Event-ID': lastId(first), ...sessionOf(first) } });
+    t.is(again.id, first.id);
     t.is((await request('POST', again.connectArgs.unRegisterUrl!)).status, 200);
     await again.closed();
     await watcher.next((f) => f.selector === 'cmd.onLeave' && userOf(f) === first.connectArgs.userId);
