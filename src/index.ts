@@ -3,7 +3,8 @@ export { brokerFromEnv, ConfigError, historyFromEnv } from './broker-from-env.js
 export { MemoryBroker, MemoryHub } from '../adapters/memory.js';
 export { RedisBroker, type RedisBrokerOptions } from '../adapters/redis.js';
 export { NatsBroker, type NatsBrokerOptions } from '../adapters/nats.js';
-export { ServerEvents, type ServerEventsStats } from './server-events.js';
+export { ServerEvents } from './server-events.js';
+export type { ServerEventsStats } from './stats.js';
 export { InvalidArgumentError, RawJson, rawJson } from './arguments.js';
 export type { ServerEventsOptions, Logger } from './options.js';
 export { EventSubscription, type SubscriptionInfo, type EventSink } from './subscription.js';

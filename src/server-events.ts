@@ -5,31 +5,9 @@ import { readMissed, writeMissed, type Missed } from './replay.js';
 import { decodeEnvelope, encodeEnvelope, type Control, type Envelope } from './envelope.js';
 import { defaults, type Logger, type ServerEventsOptions } from './options.js';
 import { checkChannel, checkSelector, serializeMessage } from './arguments.js';
-import { EventSubscription, type SubscriptionInfo } from './subscription.js';
-import { TopicRouter, topics } from './topics.js';
-
-/** Counters since `start()`; all values are numbers. */
-export interface ServerEventsStats {
-  broker: string;
-  serverId: string;
-  localSubscriptions: number;
-  brokerTopics: number;
-  totalConnections: number;
-  totalUnsubscriptions: number;
-  notificationsPublished: number;
-  /** Payloads this server received from the broker: only for topics its own streams hold. */
-  brokerMessagesReceived: number;
-  framesWritten: number;
-  expiredSubscriptions: number;
-  brokerOutages: number;
-  /** Streams that took over an existing subscription (continuity). */
-  resumedSubscriptions: number;
-  /** Events sent again from the history after a reconnect or an outage. */
-  replayedEvents: number;
-  /** `cmd.onReset` sent because the history could not tell what was missed. */
-  replayGaps: number;
-  errors: number;
-}
+import { EventSubscription, nextChannels, withChannels, type SubscriptionInfo } from './subscription.js';
+import { newCounters, type ServerEventsStats } from './stats.js';
+import { TopicRouter, topics, topicsOf } from './topics.js';
 
 /**
  * ServiceStack's IServerEvents over a `Broker`. Every notification goes
@@ -53,19 +31,7 @@ export class ServerEvents {
   private housekeepingRun: Promise<void> | undefined;
   private brokerDown = false;
   private readonly departures = new Set<Promise<void>>();
-  private readonly counters = {
-    totalConnections: 0,
-    totalUnsubscriptions: 0,
-    notificationsPublished: 0,
-    brokerMessagesReceived: 0,
-    framesWritten: 0,
-    expiredSubscriptions: 0,
-    brokerOutages: 0,
-    resumedSubscriptions: 0,
-    replayedEvents: 0,
-    replayGaps: 0,
-    errors: 0,
-  };
+  private readonly counters = newCounters();
 
   constructor(options: ServerEventsOptions = {}) {
     this.options = options;
@@ -401,9 +367,8 @@ export class ServerEvents {
   /** No stream holds it: change the record itself (conditionally), and tell the channels. */
   private async updateDetached(record: string, info: SubscriptionInfo, subscribe: readonly string[], unsubscribe: readonly string[]): Promise<boolean> {
     const before = info.channels;
-    const after = before.filter((c) => !unsubscribe.includes(c));
-    for (const channel of subscribe) if (!after.includes(channel)) after.push(channel);
-    const updated: SubscriptionInfo = { ...info, channels: after, meta: { ...info.meta, channels: after.join(',') } };
+    const after = nextChannels(before, subscribe, unsubscribe);
+    const updated = withChannels(info, after);
     if (!(await this.broker.presence.replace(info.id, record, JSON.stringify(updated), this.idleTimeoutMs))) {
       // Changed meanwhile (resumed, updated or removed): try again from the current state.
       return this.updateChannels(info.id, subscribe, unsubscribe);
@@ -416,8 +381,7 @@ export class ServerEvents {
 
   private async applyChannels(sub: EventSubscription, subscribe: readonly string[], unsubscribe: readonly string[]): Promise<void> {
     const before = [...sub.channels];
-    const after = before.filter((c) => !unsubscribe.includes(c));
-    for (const channel of subscribe) if (!after.includes(channel)) after.push(channel);
+    const after = nextChannels(before, subscribe, unsubscribe);
     if (after.length === before.length && after.every((c) => before.includes(c))) return;
 
     sub.setChannels(after);
@@ -601,11 +565,4 @@ export class ServerEvents {
     if (this.options.onError) this.options.onError(error, sub);
     else this.logger.error(`server-events: ${error instanceof Error ? error.message : String(error)}`);
   }
-}
-
-function topicsOf(info: SubscriptionInfo): string[] {
-  const names = [topics.all, topics.subscription(info.id), topics.userId(info.userId), ...info.channels.map(topics.channel)];
-  if (info.userName) names.push(topics.userName(info.userName));
-  if (info.sessionId) names.push(topics.session(info.sessionId));
-  return names;
 }

@@ -35,6 +35,21 @@ export interface SubscriptionInfo {
   detached?: boolean;
 }
 
+/**
+ * The channel list after a change: removals first, as ServiceStack does,
+ * then additions in order, each once.
+ */
+export function nextChannels(before: readonly string[], subscribe: readonly string[], unsubscribe: readonly string[]): string[] {
+  const after = before.filter((c) => !unsubscribe.includes(c));
+  for (const channel of subscribe) if (!after.includes(channel)) after.push(channel);
+  return after;
+}
+
+/** The meta map of `info` with its channel list changed. */
+export function withChannels(info: SubscriptionInfo, channels: string[]): SubscriptionInfo {
+  return { ...info, channels, meta: { ...info.meta, channels: channels.join(',') } };
+}
+
 /** Where a subscription's frames go: an HTTP response, in practice. */
 export interface EventSink {
   write(chunk: string): unknown;

@@ -1,4 +1,5 @@
 import type { Broker } from './broker.js';
+import type { SubscriptionInfo } from './subscription.js';
 
 /**
  * Broker topic names. Each kind of audience has a topic of its own, so a
@@ -15,6 +16,14 @@ export const topics = {
   session: (sessionId: string) => `sess.${encodeName(sessionId)}`,
   subscription: (id: string) => `sub.${encodeName(id)}`,
 };
+
+/** Every topic a subscription listens on: all, itself, its user, user name, session and channels. */
+export function topicsOf(info: SubscriptionInfo): string[] {
+  const names = [topics.all, topics.subscription(info.id), topics.userId(info.userId), ...info.channels.map(topics.channel)];
+  if (info.userName) names.push(topics.userName(info.userName));
+  if (info.sessionId) names.push(topics.session(info.sessionId));
+  return names;
+}
 
 function encodeName(name: string): string {
   return encodeURIComponent(name).replace(/[.*!'()~]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
