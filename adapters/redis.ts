@@ -24,6 +24,14 @@ export interface RedisBrokerOptions {
 /** SUBSCRIBE commands carry at most this many channels, to keep each reply small. */
 const subscribeBatch = 512;
 
+/** Lua that sets `now` to Redis's clock in milliseconds. */
+const now = `local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+`;
+/** Lua that sets `deadline` to the lease deadline of record ARGV[1], or false. */
+const deadline = `local deadline = redis.call('ZSCORE', KEYS[2], ARGV[1])
+`;
+
 /**
  * Presence in two keys: a hash of records and a sorted set of lease
  * deadlines. Each script reads Redis's own clock, so leases do not depend on
@@ -31,42 +39,27 @@ const subscribeBatch = 512;
  * remove a given record.
  */
 const scripts = {
-  put: `local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  put: `${now}redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[1])
 return 1`,
-  replace: `local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local deadline = redis.call('ZSCORE', KEYS[2], ARGV[1])
-if not deadline or tonumber(deadline) <= now then return 0 end
+  replace: `${now}${deadline}if not deadline or tonumber(deadline) <= now then return 0 end
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[1])
 return 1`,
-  get: `local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local deadline = redis.call('ZSCORE', KEYS[2], ARGV[1])
-if not deadline or tonumber(deadline) <= now then return false end
+  get: `${now}${deadline}if not deadline or tonumber(deadline) <= now then return false end
 return redis.call('HGET', KEYS[1], ARGV[1])`,
-  touch: `local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local deadline = redis.call('ZSCORE', KEYS[2], ARGV[1])
-if not deadline or tonumber(deadline) <= now then return 0 end
+  touch: `${now}${deadline}if not deadline or tonumber(deadline) <= now then return 0 end
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[1])
 return 1`,
   remove: `local record = redis.call('HGET', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 return record`,
-  list: `local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. now, '+inf')
+  list: `${now}local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. now, '+inf')
 if #ids == 0 then return {} end
 return redis.call('HMGET', KEYS[1], unpack(ids))`,
-  takeExpired: `local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+  takeExpired: `${now}local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 local taken = {}
 for _, id in ipairs(ids) do
   local record = redis.call('HGET', KEYS[1], id)

@@ -4,15 +4,8 @@
  * project's own client; the server bundles this file for the browser.
  */
 import { ServerEventsClient, type ConnectionInfo, type ReceivedMessage, type ServerEventUser } from '../../../src/client/index.js';
+import type { ChatMessage } from '../services.js';
 
-interface ChatMessage {
-  id: number;
-  channel: string;
-  fromUserId: string;
-  fromName: string;
-  message: string;
-  private: boolean;
-}
 
 const byId = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const channels = (new URLSearchParams(location.search).get('channels') ?? 'home')
