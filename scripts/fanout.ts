@@ -5,11 +5,9 @@
  * installed, a private one is started for the run. Ctrl-C stops everything.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { findBinary, startNats, startRedis } from './broker-processes.js';
 
 const ports = [1337, 2337, 3337];
 const usage = `Usage: npm run fanout [-- --nats] [-- --redis=redis://host:port | --nats=nats://host:port]
@@ -17,7 +15,7 @@ const usage = `Usage: npm run fanout [-- --nats] [-- --redis=redis://host:port |
 Starts Chat on ports ${ports.join(', ')}, all sharing one broker (Redis by default).`;
 
 const children: ChildProcess[] = [];
-const cleanups: Array<() => void> = [];
+const cleanups: Array<() => Promise<void>> = [];
 let stopping = false;
 
 function fail(message: string): never {
@@ -25,12 +23,22 @@ function fail(message: string): never {
   stop(1);
 }
 
+/** Stops the instances and any private broker (removing its files), then exits. */
 function stop(code = 0): never {
   stopping = true;
   for (const child of children) child.kill('SIGTERM');
-  for (const cleanup of cleanups) cleanup();
-  process.exit(code);
+  void Promise.allSettled(cleanups.map((cleanup) => cleanup())).finally(() => process.exit(code));
+  // Nothing runs after a stop: park the caller until the exit above.
+  throw new StopSignal();
 }
+
+class StopSignal extends Error {}
+process.on('uncaughtException', (error) => {
+  if (!(error instanceof StopSignal)) throw error;
+});
+process.on('unhandledRejection', (error) => {
+  if (!(error instanceof StopSignal)) throw error;
+});
 
 function reachable(url: string): Promise<boolean> {
   const { hostname, port } = new URL(url);
@@ -43,36 +51,15 @@ function reachable(url: string): Promise<boolean> {
   });
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 /** Starts a private broker server for this run, or says why it cannot. */
 async function startPrivateBroker(kind: 'redis' | 'nats'): Promise<string> {
-  const port = await freePort();
-  const binary = kind === 'redis' ? 'redis-server' : 'nats-server';
-  let args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
-  if (kind === 'nats') {
-    const storage = mkdtempSync(join(tmpdir(), 'fanout-nats-'));
-    cleanups.push(() => rmSync(storage, { recursive: true, force: true }));
-    args = ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storage];
-  }
-  const child = spawn(binary, args, { stdio: 'ignore', env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin` } });
-  const started = await new Promise<boolean>((resolve) => {
-    child.once('error', () => resolve(false));
-    child.once('spawn', () => resolve(true));
-  });
-  if (!started) fail(`no ${kind} answers and ${binary} is not installed (on Debian: apt-get install ${binary})`);
-  cleanups.push(() => child.kill('SIGTERM'));
-  const url = `${kind}://127.0.0.1:${port}`;
-  for (let i = 0; i < 100 && !(await reachable(url)); i++) await new Promise((r) => setTimeout(r, 50));
-  console.log(`fanout: started a private ${binary} at ${url} for this run`);
-  return url;
+  const name = kind === 'redis' ? 'redis-server' : 'nats-server';
+  const binary = findBinary(name);
+  if (!binary) fail(`no ${kind} answers and ${name} is not installed (on Debian: apt-get install ${name})`);
+  const broker = await (kind === 'redis' ? startRedis(binary) : startNats(binary));
+  cleanups.push(() => broker.dispose());
+  console.log(`fanout: started a private ${name} at ${broker.url} for this run`);
+  return broker.url;
 }
 
 async function main(): Promise<void> {
