@@ -5,6 +5,7 @@
 import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV, type KvWatchEntry } from '@nats-io/kv';
 import { connect, type NatsConnection, type QueuedIterator, type Subscription } from '@nats-io/transport-node';
+import { CoalescedCounter } from '../src/coalesced-counter.js';
 import {
   withDefaults,
   type Broker,
@@ -293,6 +294,7 @@ export class NatsBroker implements Broker {
   private sequenceBucket: KV | undefined;
   private listBucket: KV | undefined;
   private readonly subscriptions = new Map<string, Subscription[]>();
+  private readonly counter = new CoalescedCounter((name, amount) => this.addToSequence(name, amount));
   private connected = false;
   private handler: (topic: string, payload: string, id?: number) => void = () => {};
   private statusHandler: (status: BrokerStatus) => void = () => {};
@@ -366,12 +368,17 @@ export class NatsBroker implements Broker {
     this.statusHandler = handler;
   }
 
-  async nextSequence(name: string): Promise<number> {
+  nextSequence(name: string): Promise<number> {
+    return this.counter.next(name);
+  }
+
+  /** Raises a counter by `amount` with compare-and-set, retrying when another server wrote first. */
+  private async addToSequence(name: string, amount: number): Promise<number> {
     const bucket = this.required(this.sequenceBucket);
     const key = safeKey(name);
     for (;;) {
       const entry = await bucket.get(key);
-      const next = entry && entry.operation === 'PUT' ? Number(entry.string()) + 1 : 1;
+      const next = (entry && entry.operation === 'PUT' ? Number(entry.string()) : 0) + amount;
       const write = entry ? () => bucket.update(key, String(next), entry.revision) : () => bucket.create(key, String(next));
       if (await compareAndSet(write)) return next;
     }

@@ -126,4 +126,11 @@ export function notifyTests(factory: ClusterFactory): void {
     t.is(await server.events.getNextSequence('chat'), 2);
     t.is(await server.events.getNextSequence('other'), 1);
   });
+
+  test(name('getNextSequence under a burst from three servers: every value once, no gaps'), async (t) => {
+    const { servers } = await fixture(t, factory, { count: 3 });
+    const calls = servers.flatMap((server) => Array.from({ length: 40 }, () => server.events.getNextSequence('burst')));
+    const values = (await Promise.all(calls)).sort((a, b) => a - b);
+    t.deepEqual(values, Array.from({ length: 120 }, (_, i) => i + 1));
+  });
 }
