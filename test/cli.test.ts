@@ -1,22 +1,6 @@
-import { spawn } from 'node:child_process';
 import test from 'ava';
 import { brokerFromEnv, ConfigError } from '../src/broker-from-env.js';
-
-/** Runs a command-line entry point in its own process and collects what it printed. */
-function run(script: string, args: string[], env: Record<string, string>) {
-  return new Promise<{ status: number | null; stderr: string; stdout: string }>((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { env: { ...process.env, ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => (stdout += chunk));
-    child.stderr.on('data', (chunk) => (stderr += chunk));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.on('close', (status) => {
-      clearTimeout(timer);
-      resolve({ status, stderr: stderr.trim(), stdout: stdout.trim() });
-    });
-  });
-}
+import { runScript as run } from './helpers/run-script.js';
 
 const cli = (args: string[], env: Record<string, string> = {}) => run('src/cli.ts', args, env);
 

@@ -1,0 +1,77 @@
+/**
+ * The app servers of one system under test, each its own OS process, and
+ * the commands the runner sends them.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import type { Command, Reply } from './servers/control.js';
+
+export interface ServerSpec {
+  /** The server program under bench/servers/. */
+  program: 'project' | 'floor' | 'socketio';
+  env: Record<string, string>;
+}
+
+export class Cluster {
+  private constructor(
+    private readonly children: ChildProcess[],
+    readonly ports: number[],
+  ) {}
+
+  /** Starts `count` servers and waits until each listens. */
+  static async start(spec: ServerSpec, count: number): Promise<Cluster> {
+    const children: ChildProcess[] = [];
+    const ports = await Promise.all(
+      Array.from({ length: count }, () => {
+        const child = fork(new URL(`./servers/${spec.program}.ts`, import.meta.url), {
+          execArgv: ['--import', 'tsx', '--expose-gc'],
+          env: { ...process.env, ...spec.env },
+          stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        });
+        children.push(child);
+        return new Promise<number>((resolve, reject) => {
+          child.once('message', (reply: Reply) => (reply.type === 'ready' ? resolve(reply.port) : reject(new Error(`unexpected ${reply.type}`))));
+          child.once('exit', (code) => reject(new Error(`the ${spec.program} server exited with code ${code} before it was ready`)));
+        });
+      }),
+    ).catch(async (error: unknown) => {
+      await stopAll(children);
+      throw error;
+    });
+    return new Cluster(children, ports);
+  }
+
+  get pids(): Array<number | undefined> {
+    return this.children.map((child) => child.pid);
+  }
+
+  /** Asks server `index` to do `command` and waits for its reply. */
+  ask<T extends Reply['type']>(index: number, command: Command): Promise<Extract<Reply, { type: T }>> {
+    const child = this.children[index]!;
+    return new Promise((resolve, reject) => {
+      const onExit = (code: number | null) => reject(new Error(`server ${index} exited with code ${code}`));
+      child.once('exit', onExit);
+      child.once('message', (reply: Extract<Reply, { type: T }>) => {
+        child.off('exit', onExit);
+        resolve(reply);
+      });
+      child.send(command);
+    });
+  }
+
+  stop(): Promise<void> {
+    return stopAll(this.children);
+  }
+}
+
+async function stopAll(children: ChildProcess[]): Promise<void> {
+  await Promise.all(
+    children.map(
+      (child) =>
+        new Promise<void>((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null) return resolve();
+          child.once('exit', () => resolve());
+          child.kill('SIGKILL');
+        }),
+    ),
+  );
+}

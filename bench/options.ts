@@ -1,0 +1,121 @@
+/**
+ * The benchmark's flags. The defaults finish in under three minutes on two
+ * cores; every size and duration can be raised for a longer run.
+ */
+import { parseArgs } from 'node:util';
+import type { SystemId } from './systems.js';
+
+export const scenarioIds = ['fanout', 'hop', 'capacity'] as const;
+export type ScenarioId = (typeof scenarioIds)[number];
+const systemIds: SystemId[] = ['memory', 'redis', 'nats', 'floor', 'socketio'];
+
+export interface BenchOptions {
+  scenarios: ScenarioId[];
+  systems: SystemId[];
+  servers: number;
+  subscribers: number;
+  rate: number;
+  durationS: number;
+  padBytes: number;
+  saturationStepS: number;
+  saturationFactor: number;
+  saturationSteps: number;
+  p99LimitMs: number;
+  connections: number;
+  threads: number;
+  out: string;
+}
+
+export const usage = `Usage: npm run bench [-- flags]
+
+Measures server-events on the memory, Redis and NATS brokers next to a raw
+node:http + ioredis floor and socket.io with its Redis adapter, in one run.
+
+Scenarios (--scenarios, default all):
+  fanout    K servers, N subscribers on one channel, publisher on server 1;
+            then the rate rises step by step until p99 passes the limit
+  hop       the same on one server: what each broker adds
+  capacity  C idle connections to one server: memory per connection, connect rate
+
+Flags (default):
+  --systems LIST           memory,redis,nats,floor,socketio
+  --servers K              3     app servers in the fan-out
+  --subscribers N          1500  SSE (or socket.io) subscribers
+  --rate R                 20    messages per second in the measured window
+  --duration S             5     seconds of the measured window
+  --payload BYTES          100   filler in each message
+  --saturation-step S      1.5   seconds per saturation step
+  --saturation-factor F    1.25  rate multiplier between steps
+  --saturation-steps M     8     most steps (0 skips saturation)
+  --p99-limit MS           50    the p99 at which a system counts as saturated
+  --connections C          10000 idle connections in the capacity scenario
+  --threads T              2     load-generator worker threads
+  --out DIR                bench/results
+  -h, --help
+
+A longer run: npm run bench -- --duration 30 --saturation-step 10 --subscribers 3000`;
+
+export class UsageError extends Error {}
+
+function list<T extends string>(value: string, allowed: readonly T[], flag: string): T[] {
+  const items = value.split(',').map((item) => item.trim()).filter(Boolean);
+  for (const item of items) {
+    if (!allowed.includes(item as T)) throw new UsageError(`--${flag}: unknown "${item}" (one of ${allowed.join(', ')})`);
+  }
+  if (items.length === 0) throw new UsageError(`--${flag} needs at least one of ${allowed.join(', ')}`);
+  return items as T[];
+}
+
+function number(value: string, flag: string, { min, integer }: { min: number; integer?: boolean }): number {
+  const parsed = Number(value);
+  if (!Number.isFinite(parsed) || parsed < min || (integer && !Number.isInteger(parsed))) {
+    throw new UsageError(`--${flag} must be ${integer ? 'an integer' : 'a number'} of at least ${min}, not "${value}"`);
+  }
+  return parsed;
+}
+
+/** Parses the command line, or throws a UsageError that says what is wrong in one line. */
+export function parseOptions(args: string[]): BenchOptions | 'help' {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        scenarios: { type: 'string', default: scenarioIds.join(',') },
+        systems: { type: 'string', default: systemIds.join(',') },
+        servers: { type: 'string', default: '3' },
+        subscribers: { type: 'string', default: '1500' },
+        rate: { type: 'string', default: '20' },
+        duration: { type: 'string', default: '5' },
+        payload: { type: 'string', default: '100' },
+        'saturation-step': { type: 'string', default: '1.5' },
+        'saturation-factor': { type: 'string', default: '1.25' },
+        'saturation-steps': { type: 'string', default: '8' },
+        'p99-limit': { type: 'string', default: '50' },
+        connections: { type: 'string', default: '10000' },
+        threads: { type: 'string', default: '2' },
+        out: { type: 'string', default: 'bench/results' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  if (values.help) return 'help';
+  return {
+    scenarios: list(values.scenarios, scenarioIds, 'scenarios'),
+    systems: list(values.systems, systemIds, 'systems'),
+    servers: number(values.servers, 'servers', { min: 1, integer: true }),
+    subscribers: number(values.subscribers, 'subscribers', { min: 1, integer: true }),
+    rate: number(values.rate, 'rate', { min: 0.1 }),
+    durationS: number(values.duration, 'duration', { min: 0.1 }),
+    padBytes: number(values.payload, 'payload', { min: 0, integer: true }),
+    saturationStepS: number(values['saturation-step'], 'saturation-step', { min: 0.1 }),
+    saturationFactor: number(values['saturation-factor'], 'saturation-factor', { min: 1.01 }),
+    saturationSteps: number(values['saturation-steps'], 'saturation-steps', { min: 0, integer: true }),
+    p99LimitMs: number(values['p99-limit'], 'p99-limit', { min: 0.1 }),
+    connections: number(values.connections, 'connections', { min: 1, integer: true }),
+    threads: number(values.threads, 'threads', { min: 1, integer: true }),
+    out: values.out,
+  };
+}

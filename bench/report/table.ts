@@ -1,0 +1,173 @@
+/**
+ * The run's results, and the markdown tables printed on the terminal and
+ * pasted into the README. Every figure sits beside its ratio to the floor
+ * measured in the same run, because only the ratio travels between machines.
+ */
+import type { Machine } from '../machine.js';
+import type { BenchOptions } from '../options.js';
+import type { CapacityRun } from '../scenarios/capacity.js';
+import { isLossless, type LatencyRun, type WindowResult } from '../scenarios/latency.js';
+import { systems, type SystemId } from '../systems.js';
+
+export type Outcome<T> = { ok: true; value: T } | { ok: false; error: string };
+
+export interface BenchResults {
+  startedAt: string;
+  seconds?: number;
+  machine: Machine;
+  options: BenchOptions;
+  fanout: Partial<Record<SystemId, Outcome<LatencyRun>>>;
+  hop: Partial<Record<SystemId, Outcome<LatencyRun>>>;
+  capacity: Partial<Record<SystemId, Outcome<CapacityRun>>>;
+}
+
+type Row = string[];
+
+function table(header: Row, rows: Row[]): string {
+  const line = (cells: Row) => `| ${cells.join(' | ')} |`;
+  return [line(header), line(header.map((_, i) => (i === 0 ? '---' : '---:'))), ...rows.map(line)].join('\n');
+}
+
+const ms = (value: number) => (Number.isNaN(value) ? '–' : value < 10 ? value.toFixed(2) : value.toFixed(1));
+const cores = (value: number | undefined) => (value === undefined ? '–' : value.toFixed(2));
+const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`;
+const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
+const count = (value: number) => value.toLocaleString('en-US');
+
+function ratio(value: number | undefined, floor: number | undefined): string {
+  if (value === undefined || floor === undefined || !Number.isFinite(value) || !floor) return '–';
+  return `×${(value / floor).toFixed(2)}`;
+}
+
+function failedRow(id: SystemId, error: string, width: number): Row {
+  return [systems[id].label, `failed: ${error}`, ...Array(width - 2).fill('')];
+}
+
+function latencyTable(runs: BenchResults['fanout']): string {
+  const floor = runs.floor?.ok ? runs.floor.value.window : undefined;
+  const header = ['System', 'p50 ms', 'p90 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'delivered / expected', 'p50 vs floor', 'p99 vs floor', 'CPU servers', 'CPU broker', 'CPU generator'];
+  const rows = Object.entries(runs).map(([id, outcome]) => {
+    if (!outcome.ok) return failedRow(id as SystemId, outcome.error, header.length);
+    const { latency, delivered, expected, cpu } = outcome.value.window;
+    return [
+      systems[id as SystemId].label,
+      ms(latency.p50),
+      ms(latency.p90),
+      ms(latency.p99),
+      ms(latency.p999),
+      ms(latency.max),
+      `${count(delivered)} / ${count(expected)}`,
+      id === 'floor' ? '1' : ratio(latency.p50, floor?.latency.p50),
+      id === 'floor' ? '1' : ratio(latency.p99, floor?.latency.p99),
+      cores(cpu.servers),
+      cores(cpu.broker),
+      cores(cpu.generator),
+    ];
+  });
+  return table(header, rows);
+}
+
+function saturationTable(runs: BenchResults['fanout'], limitMs: number): string {
+  const saturated = (step: WindowResult) => !isLossless(step) || step.latency.p99 > limitMs;
+  // The last step that held, and the step where the system gave out (if it did).
+  const summary = (run: LatencyRun) => {
+    const steps = run.saturation ?? [];
+    const last = steps.at(-1);
+    const breaking = last && saturated(last) ? last : undefined;
+    return { best: steps.filter((step) => !saturated(step)).at(-1), breaking };
+  };
+  const floorRun = runs.floor?.ok ? summary(runs.floor.value) : undefined;
+  const header = ['System', 'highest rate held (msg/s)', 'deliveries/s', 'vs floor', 'p99 ms there', 'gave out at'];
+  const rows = Object.entries(runs).map(([id, outcome]) => {
+    if (!outcome.ok) return failedRow(id as SystemId, outcome.error, header.length);
+    const { best, breaking } = summary(outcome.value);
+    let gaveOut = 'not within the steps run';
+    if (breaking) {
+      const lost = breaking.expected - breaking.delivered;
+      gaveOut =
+        lost > 0 || breaking.failedPublishes > 0
+          ? `${breaking.rate}/s: ${count(lost)} lost, ${breaking.failedPublishes} publishes failed`
+          : `${breaking.rate}/s: p99 ${ms(breaking.latency.p99)} ms`;
+    }
+    return [
+      systems[id as SystemId].label,
+      best ? count(best.rate) : 'none',
+      best ? count(best.deliveriesPerSecond) : '–',
+      id === 'floor' ? '1' : ratio(best?.deliveriesPerSecond, floorRun?.best?.deliveriesPerSecond),
+      best ? ms(best.latency.p99) : '–',
+      gaveOut,
+    ];
+  });
+  return table(header, rows);
+}
+
+function capacityTable(runs: BenchResults['capacity']): string {
+  const floor = runs.floor?.ok ? runs.floor.value : undefined;
+  const header = ['System', 'connections', 'connects/s', 'RSS per connection', 'heap per connection', 'server RSS', 'RSS/conn vs floor', 'CPU server', 'CPU generator'];
+  const rows = Object.entries(runs).map(([id, outcome]) => {
+    if (!outcome.ok) return failedRow(id as SystemId, outcome.error, header.length);
+    const run = outcome.value;
+    return [
+      systems[id as SystemId].label,
+      count(run.connections),
+      count(run.connectsPerSecond),
+      kib(run.rssPerConnection),
+      kib(run.heapPerConnection),
+      mib(run.rss),
+      id === 'floor' ? '1' : ratio(run.rssPerConnection, floor?.rssPerConnection),
+      cores(run.cpu.servers),
+      cores(run.cpu.generator),
+    ];
+  });
+  return table(header, rows);
+}
+
+export function markdownReport(results: BenchResults): string {
+  const o = results.options;
+  const m = results.machine;
+  const parts = [
+    `# server-events benchmark, ${results.startedAt}`,
+    `${m.cores} cores (${m.cpu}), ${m.memoryGiB} GiB, Node ${m.node}, ${m.os}. Everything (servers, brokers, load generator) on this one machine${results.seconds ? `; the run took ${results.seconds} s` : ''}.`,
+    `Each message carries ${o.padBytes} bytes of filler. Latency is from the publish call on server 1 to the parsed event in the subscriber. CPU is in cores (1.00 = one core busy for the whole window).`,
+  ];
+  if (Object.keys(results.fanout).length) {
+    parts.push(
+      `## Fan-out across ${o.servers} servers: ${count(o.subscribers)} subscribers, ${o.rate} msg/s for ${o.durationS} s`,
+      latencyTable(results.fanout),
+    );
+    if (o.saturationSteps > 0) {
+      parts.push(
+        `## Saturation: the rate rises ×${o.saturationFactor} every ${o.saturationStepS} s until p99 passes ${o.p99LimitMs} ms or a delivery is lost`,
+        saturationTable(results.fanout, o.p99LimitMs),
+      );
+    }
+  }
+  if (Object.keys(results.hop).length) {
+    parts.push(`## Broker hop: one server, ${count(o.subscribers)} subscribers, ${o.rate} msg/s for ${o.durationS} s`, latencyTable(results.hop));
+  }
+  if (Object.keys(results.capacity).length) {
+    parts.push(`## Connection capacity: ${count(o.connections)} idle connections to one server`, capacityTable(results.capacity));
+  }
+  return `${parts.join('\n\n')}\n`;
+}
+
+/** What makes the run fail: a system that did not run, or a measured window that lost anything. */
+export function failures(results: BenchResults): string[] {
+  const problems: string[] = [];
+  const latency = (scenario: string, runs: BenchResults['fanout']) => {
+    for (const [id, outcome] of Object.entries(runs)) {
+      const label = `${scenario} ${systems[id as SystemId].label}`;
+      if (!outcome.ok) problems.push(`${label} failed: ${outcome.error}`);
+      else if (!isLossless(outcome.value.window)) {
+        const w = outcome.value.window;
+        problems.push(`${label} lost ${count(w.expected - w.delivered)} of ${count(w.expected)} deliveries (${w.failedPublishes} publishes failed, ${w.dropped} connections dropped)`);
+      }
+    }
+  };
+  latency('fan-out', results.fanout);
+  latency('broker hop', results.hop);
+  for (const [id, outcome] of Object.entries(results.capacity)) {
+    if (!outcome.ok) problems.push(`capacity ${systems[id as SystemId].label} failed: ${outcome.error}`);
+  }
+  return problems;
+}

@@ -1,0 +1,152 @@
+/**
+ * `npm run bench`: every scenario for every system in one run, on brokers
+ * the run starts for itself, then a table on the terminal and a JSON file
+ * and a chart in bench/results/. Exits 1 if any measured window lost a
+ * delivery or any system failed to run.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { findBinary, startNats, startRedis, type BrokerProcess } from '../scripts/broker-processes.js';
+import { machine } from './machine.js';
+import { parseOptions, usage, UsageError, type BenchOptions } from './options.js';
+import { progressDone } from './progress.js';
+import { latencyChart } from './report/chart.js';
+import { failures, markdownReport, type BenchResults, type Outcome } from './report/table.js';
+import { runCapacity } from './scenarios/capacity.js';
+import { runLatency } from './scenarios/latency.js';
+import { brokerOf, systems, type BrokerUrls, type System } from './systems.js';
+
+function fail(message: string): never {
+  progressDone();
+  console.error(`bench: ${message}`);
+  process.exit(2);
+}
+
+async function startBroker(kind: 'redis' | 'nats'): Promise<BrokerProcess> {
+  const name = kind === 'redis' ? 'redis-server' : 'nats-server';
+  const binary = findBinary(name);
+  if (!binary) fail(`${name} is not installed (on Debian: apt-get install ${name})`);
+  return kind === 'redis' ? startRedis(binary) : startNats(binary);
+}
+
+/** Runs one system's scenario, keeping an error as a result rather than ending the run. */
+async function attempt<T>(run: () => Promise<T>): Promise<Outcome<T>> {
+  try {
+    return { ok: true, value: await run() };
+  } catch (error) {
+    return { ok: false, error: (error as Error).message };
+  } finally {
+    progressDone();
+  }
+}
+
+async function runAll(options: BenchOptions, brokers: BrokerUrls, pids: Record<'redis' | 'nats', number | undefined>): Promise<BenchResults> {
+  const chosen = options.systems.map((id) => systems[id]);
+  let clusters = 0;
+  const prefix = () => `bench${Date.now().toString(36)}${clusters++}`;
+  const brokerPid = (system: System) => {
+    const broker = brokerOf(system.id);
+    return broker && pids[broker];
+  };
+  const results: BenchResults = { startedAt: new Date().toISOString(), machine: machine(), options, fanout: {}, hop: {}, capacity: {} };
+
+  if (options.scenarios.includes('fanout')) {
+    for (const system of chosen.filter((candidate) => candidate.crossServer)) {
+      results.fanout[system.id] = await attempt(() =>
+        runLatency(
+          system,
+          {
+            servers: options.servers,
+            subscribers: options.subscribers,
+            rate: options.rate,
+            durationS: options.durationS,
+            padBytes: options.padBytes,
+            threads: options.threads,
+            saturation:
+              options.saturationSteps > 0
+                ? { stepS: options.saturationStepS, factor: options.saturationFactor, maxSteps: options.saturationSteps, p99LimitMs: options.p99LimitMs }
+                : undefined,
+            brokers,
+            brokerPid: brokerPid(system),
+            prefix: prefix(),
+          },
+          `fan-out ${system.label}`,
+        ),
+      );
+    }
+  }
+  if (options.scenarios.includes('hop')) {
+    for (const system of chosen) {
+      results.hop[system.id] = await attempt(() =>
+        runLatency(
+          system,
+          {
+            servers: 1,
+            subscribers: options.subscribers,
+            rate: options.rate,
+            durationS: options.durationS,
+            padBytes: options.padBytes,
+            threads: options.threads,
+            brokers,
+            brokerPid: brokerPid(system),
+            prefix: prefix(),
+          },
+          `broker hop ${system.label}`,
+        ),
+      );
+    }
+  }
+  if (options.scenarios.includes('capacity')) {
+    for (const system of chosen) {
+      results.capacity[system.id] = await attempt(() =>
+        runCapacity(system, { connections: options.connections, threads: options.threads, brokers, prefix: prefix() }, `capacity ${system.label}`),
+      );
+    }
+  }
+  return results;
+}
+
+async function main(): Promise<void> {
+  let options;
+  try {
+    options = parseOptions(process.argv.slice(2));
+  } catch (error) {
+    if (error instanceof UsageError) fail(`${error.message} (see --help)`);
+    throw error;
+  }
+  if (options === 'help') return void console.log(usage);
+
+  const needs = new Set(options.systems.map(brokerOf));
+  const redis = needs.has('redis') ? await startBroker('redis') : undefined;
+  const nats = needs.has('nats') ? await startBroker('nats') : undefined;
+  const started = Date.now();
+  try {
+    const results = await runAll(options, { redis: redis?.url ?? '', nats: nats?.url ?? '' }, { redis: redis?.pid, nats: nats?.pid });
+    results.seconds = Math.round((Date.now() - started) / 1000);
+    const report = markdownReport(results);
+    console.log(report);
+
+    mkdirSync(options.out, { recursive: true });
+    const stamp = results.startedAt.replace(/[:.]/g, '-');
+    const files = {
+      json: join(options.out, `${stamp}.json`),
+      markdown: join(options.out, `${stamp}.md`),
+      chart: join(options.out, `${stamp}.svg`),
+    };
+    writeFileSync(files.json, `${JSON.stringify(results, null, 2)}\n`);
+    writeFileSync(files.markdown, report);
+    writeFileSync(files.chart, latencyChart(results));
+    console.log(`\nWritten: ${files.json}, ${files.markdown}, ${files.chart}`);
+
+    const problems = failures(results);
+    if (problems.length > 0) {
+      for (const problem of problems) console.error(`bench: ${problem}`);
+      process.exitCode = 1;
+    }
+  } finally {
+    await redis?.dispose();
+    await nats?.dispose();
+  }
+}
+
+await main();

@@ -1,0 +1,86 @@
+/**
+ * What every benchmark server process shares: it is started by the runner
+ * with an IPC channel, says `ready` with its port, and publishes when told.
+ * The publisher lives inside a server process so that every system is
+ * measured from the same place: the moment its own publish call starts.
+ */
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/** The message every system fans out. Subscribers read `t` and `seq` and nothing else. */
+export interface Tick {
+  /** Wall-clock milliseconds (`performance.timeOrigin + performance.now()`) when publishing began. */
+  t: number;
+  /** 0, 1, 2, … in a measured window; negative while warming up. */
+  seq: number;
+  /** Filler that brings the message to the payload size asked for. */
+  pad: string;
+}
+
+export type Command =
+  | { type: 'publish'; from: number; count: number; rate: number; padBytes: number }
+  | { type: 'memory' };
+
+export type Reply =
+  | { type: 'ready'; port: number }
+  | { type: 'published'; failed: number; firstError?: string; elapsedMs: number }
+  | { type: 'memory'; rss: number; heapUsed: number };
+
+export const now = (): number => performance.timeOrigin + performance.now();
+
+/**
+ * Publishes `count` ticks at `rate` per second. The schedule catches up after
+ * a late timer rather than drifting, so the rate asked for is the rate sent;
+ * publishes are not awaited one by one, as a busy application would not.
+ */
+async function publishPaced(publish: (tick: Tick) => unknown, command: Extract<Command, { type: 'publish' }>): Promise<Reply> {
+  const pad = 'x'.repeat(command.padBytes);
+  const started = now();
+  const pending: Promise<unknown>[] = [];
+  let failed = 0;
+  let firstError: string | undefined;
+  let sent = 0;
+  while (sent < command.count) {
+    const due = Math.min(command.count, Math.floor(((now() - started) * command.rate) / 1000) + 1);
+    for (; sent < due; sent++) {
+      const tick: Tick = { t: now(), seq: command.from + sent, pad };
+      const outcome = Promise.resolve()
+        .then(() => publish(tick))
+        .catch((error: unknown) => {
+          failed++;
+          firstError ??= String(error);
+        });
+      pending.push(outcome);
+    }
+    if (sent < command.count) await sleep(Math.max(1, (sent * 1000) / command.rate - (now() - started)));
+  }
+  await Promise.all(pending);
+  return { type: 'published', failed, firstError, elapsedMs: now() - started };
+}
+
+function memory(): Reply {
+  // Run with --expose-gc: what is measured is what stays, not what waits for collection.
+  const gc = (globalThis as { gc?: () => void }).gc;
+  gc?.();
+  gc?.();
+  const usage = process.memoryUsage();
+  return { type: 'memory', rss: usage.rss, heapUsed: usage.heapUsed };
+}
+
+/** Answers the runner's commands for a server whose publish call is `publish`. */
+export function serveCommands(port: number, publish: (tick: Tick) => unknown): void {
+  const send = (reply: Reply) => process.send?.(reply);
+  process.on('message', (command: Command) => {
+    if (command.type === 'memory') send(memory());
+    else void publishPaced(publish, command).then(send);
+  });
+  // The runner's death must not leave servers behind.
+  process.on('disconnect', () => process.exit(0));
+  send({ type: 'ready', port });
+}
+
+/** The port a listening node:http server got. */
+export function portOf(server: { address(): unknown }): number {
+  const address = server.address();
+  return typeof address === 'object' && address !== null ? (address as { port: number }).port : 0;
+}

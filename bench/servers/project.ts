@@ -1,0 +1,22 @@
+/**
+ * server-events as a benchmark server: the Koa middleware on the broker that
+ * BROKER, REDIS_URL or NATS_URL name, exactly as an application mounts it.
+ * Presence notifications are off because no other system here sends them,
+ * and the idle timeout is long because the load generator sends no heartbeats.
+ */
+import Koa from 'koa';
+import { brokerFromEnv, ignoreClientDisconnects, ServerEvents, serverEventsMiddleware } from '../../src/index.js';
+import { portOf, serveCommands } from './control.js';
+
+const events = new ServerEvents({
+  broker: brokerFromEnv(),
+  notifyChannelOfSubscriptions: false,
+  idleTimeoutMs: 60 * 60_000,
+});
+await events.start();
+const app = new Koa();
+ignoreClientDisconnects(app);
+app.use(serverEventsMiddleware(events));
+const server = app.listen(0, '127.0.0.1', () => {
+  serveCommands(portOf(server), (tick) => events.notifyChannel('bench', 'cmd.tick', tick));
+});
