@@ -283,6 +283,18 @@ export class ServerEvents {
     this.departures.add(departure);
   }
 
+  /**
+   * Called by the HTTP side when a client stopped reading and its unsent
+   * output passed the limit; the stream is being closed, which detaches the
+   * subscription as any dropped connection does.
+   */
+  slowConsumerDropped(sub: EventSubscription, bufferedBytes: number): void {
+    this.counters.slowConsumerDisconnects++;
+    this.logger.warn(
+      `server-events: dropped subscription ${sub.id} (user ${sub.info.userId}, ${sub.info.userAddress ?? 'unknown address'}): its client stopped reading with ${bufferedBytes} bytes unsent`,
+    );
+  }
+
   private async detach(sub: EventSubscription): Promise<void> {
     await this.dropLocal(sub, false);
     const record = await this.broker.presence.get(sub.id);

@@ -18,6 +18,8 @@ export interface ServerEventsStats {
   replayedEvents: number;
   /** `cmd.onReset` sent because the history could not tell what was missed. */
   replayGaps: number;
+  /** Streams dropped because their client stopped reading (see `maxBufferedBytes`). */
+  slowConsumerDisconnects: number;
   errors: number;
 }
 
@@ -34,6 +36,7 @@ export function newCounters() {
     resumedSubscriptions: 0,
     replayedEvents: 0,
     replayGaps: 0,
+    slowConsumerDisconnects: 0,
     errors: 0,
   };
 }

@@ -18,6 +18,14 @@ export interface MiddlewareOptions {
    * that opened the stream, else 403. Default `true`, as in ServiceStack.
    */
   validateUserAddress?: boolean;
+  /**
+   * A stream whose unsent output (in the response and its socket, past what
+   * the kernel took) passes this many bytes is a client that stopped
+   * reading: it is disconnected, counted and logged, so it can neither hold
+   * server memory nor slow the others. It may reconnect and resume with
+   * Last-Event-ID. Default 1 MiB.
+   */
+  maxBufferedBytes?: number;
   /** Largest accepted POST body. Default `64kb`. */
   bodyLimit?: string;
   /** Before anything else on a stream request. */

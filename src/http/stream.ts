@@ -58,7 +58,10 @@ export async function openEventStream(ctx: Context, events: ServerEvents, option
     };
     info = { ...base, meta: buildMeta(base) };
   }
-  const sub = new EventSubscription(info, responseSink(ctx));
+  const sub: EventSubscription = new EventSubscription(
+    info,
+    responseSink(ctx, options.maxBufferedBytes ?? defaultMaxBufferedBytes, (buffered) => events.slowConsumerDropped(sub, buffered)),
+  );
   if (!resumable) await options.onCreated?.(sub, ctx);
 
   const urlBase = `${ctx.protocol}://${ctx.host}${options.prefix ?? ''}`;
@@ -139,11 +142,21 @@ function startStream(ctx: Context): void {
   ctx.res.flushHeaders();
 }
 
-function responseSink(ctx: Context): EventSink {
+export const defaultMaxBufferedBytes = 1024 * 1024;
+
+/** Writes frames to the response, and drops a client that has stopped reading past `maxBuffered` bytes. */
+function responseSink(ctx: Context, maxBuffered: number, onOverflow: (buffered: number) => void): EventSink {
   const res = ctx.res;
   return {
     write: (chunk) => {
-      if (!res.destroyed && !res.writableEnded) res.write(chunk);
+      if (res.destroyed || res.writableEnded) return;
+      res.write(chunk);
+      // Node buffers whatever the socket cannot take yet; that is the measure of a stalled reader.
+      const buffered = res.writableLength;
+      if (buffered > maxBuffered) {
+        onOverflow(buffered);
+        res.destroy();
+      }
     },
     end: () => {
       if (!res.writableEnded) res.end();
