@@ -5,6 +5,8 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import type { Command, Reply } from './servers/control.js';
 
+const READY_TIMEOUT_MS = 30_000;
+
 export interface ServerSpec {
   /** The server program under bench/servers/. */
   program: 'project' | 'floor' | 'socketio';
@@ -29,7 +31,12 @@ export class Cluster {
         });
         children.push(child);
         return new Promise<number>((resolve, reject) => {
-          child.once('message', (reply: Reply) => (reply.type === 'ready' ? resolve(reply.port) : reject(new Error(`unexpected ${reply.type}`))));
+          const timer = setTimeout(() => reject(new Error(`the ${spec.program} server was not ready after ${READY_TIMEOUT_MS / 1000} s`)), READY_TIMEOUT_MS);
+          child.once('message', (reply: Reply) => {
+            clearTimeout(timer);
+            if (reply.type === 'ready') resolve(reply.port);
+            else reject(new Error(`unexpected ${reply.type}`));
+          });
           child.once('exit', (code) => reject(new Error(`the ${spec.program} server exited with code ${code} before it was ready`)));
         });
       }),
@@ -44,16 +51,29 @@ export class Cluster {
     return this.children.map((child) => child.pid);
   }
 
-  /** Asks server `index` to do `command` and waits for its reply. */
-  ask<T extends Reply['type']>(index: number, command: Command): Promise<Extract<Reply, { type: T }>> {
+  /** Asks server `index` to do `command` and waits for its reply, at most `timeoutMs`. */
+  ask<T extends Reply['type']>(index: number, command: Command, timeoutMs = 30_000): Promise<Extract<Reply, { type: T }>> {
     const child = this.children[index]!;
     return new Promise((resolve, reject) => {
-      const onExit = (code: number | null) => reject(new Error(`server ${index} exited with code ${code}`));
-      child.once('exit', onExit);
-      child.once('message', (reply: Extract<Reply, { type: T }>) => {
+      const finish = () => {
+        clearTimeout(timer);
         child.off('exit', onExit);
+        child.off('message', onReply);
+      };
+      const onExit = (code: number | null) => {
+        finish();
+        reject(new Error(`server ${index} exited with code ${code}`));
+      };
+      const onReply = (reply: Extract<Reply, { type: T }>) => {
+        finish();
         resolve(reply);
-      });
+      };
+      const timer = setTimeout(() => {
+        finish();
+        reject(new Error(`server ${index} did not answer "${command.type}" within ${timeoutMs / 1000} s`));
+      }, timeoutMs);
+      child.once('exit', onExit);
+      child.once('message', onReply);
       child.send(command);
     });
   }

@@ -22,11 +22,17 @@ function fail(message: string): never {
   process.exit(2);
 }
 
-async function startBroker(kind: 'redis' | 'nats'): Promise<BrokerProcess> {
-  const name = kind === 'redis' ? 'redis-server' : 'nats-server';
-  const binary = findBinary(name);
-  if (!binary) fail(`${name} is not installed (on Debian: apt-get install ${name})`);
-  return kind === 'redis' ? startRedis(binary) : startNats(binary);
+const brokerBinaries = { redis: 'redis-server', nats: 'nats-server' } as const;
+
+/** Finds every broker binary the run needs before starting any, so that a missing one leaves nothing behind. */
+function findBrokerBinaries(kinds: Array<'redis' | 'nats'>): Partial<Record<'redis' | 'nats', string>> {
+  const found: Partial<Record<'redis' | 'nats', string>> = {};
+  for (const kind of kinds) {
+    const binary = findBinary(brokerBinaries[kind]);
+    if (!binary) fail(`${brokerBinaries[kind]} is not installed (on Debian: apt-get install ${brokerBinaries[kind]})`);
+    found[kind] = binary;
+  }
+  return found;
 }
 
 /** Runs one system's scenario, keeping an error as a result rather than ending the run. */
@@ -116,9 +122,21 @@ async function main(): Promise<void> {
   }
   if (options === 'help') return void console.log(usage);
 
-  const needs = new Set(options.systems.map(brokerOf));
-  const redis = needs.has('redis') ? await startBroker('redis') : undefined;
-  const nats = needs.has('nats') ? await startBroker('nats') : undefined;
+  const needs = [...new Set(options.systems.map(brokerOf))].filter((kind) => kind !== undefined);
+  const binaries = findBrokerBinaries(needs);
+  const brokers: BrokerProcess[] = [];
+  const disposeBrokers = () => Promise.all(brokers.map((broker) => broker.dispose()));
+  // Ctrl-C or a kill must not leave the run's brokers (and NATS's storage) behind; the app servers follow their IPC channel.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      progressDone();
+      void disposeBrokers().finally(() => process.exit(130));
+    });
+  }
+  const redis = binaries.redis ? await startRedis(binaries.redis) : undefined;
+  if (redis) brokers.push(redis);
+  const nats = binaries.nats ? await startNats(binaries.nats) : undefined;
+  if (nats) brokers.push(nats);
   const started = Date.now();
   try {
     const results = await runAll(options, { redis: redis?.url ?? '', nats: nats?.url ?? '' }, { redis: redis?.pid, nats: nats?.pid });
@@ -144,8 +162,7 @@ async function main(): Promise<void> {
       process.exitCode = 1;
     }
   } finally {
-    await redis?.dispose();
-    await nats?.dispose();
+    await disposeBrokers();
   }
 }
 

@@ -3,8 +3,9 @@
  * Callers that arrive while an increment is in flight wait for the next one,
  * which adds all of them at once and hands each its own value. Without this,
  * a burst of N concurrent calls on one server fights over one key, retrying
- * O(N²) times; with it a server makes one write per burst, and only the
- * servers of a cluster compete with each other.
+ * O(N²) times; with it a burst costs a server two writes (the first caller's,
+ * then one for all who came meanwhile), and only the servers of a cluster
+ * compete with each other.
  */
 export class CoalescedCounter {
   private readonly waiting = new Map<string, Array<{ resolve(value: number): void; reject(error: unknown): void }>>();

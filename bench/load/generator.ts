@@ -38,6 +38,12 @@ export class LoadGenerator {
     this.broken.catch(() => {});
   }
 
+  /** Resolves once every thread has started, so that thread start-up is not timed as connecting. */
+  async ready(): Promise<void> {
+    const started = this.workers.map((worker) => new Promise<void>((resolve) => worker.once('message', () => resolve())));
+    await Promise.race([Promise.all(started), this.broken]);
+  }
+
   /** Opens every connection; `onProgress` hears the running count. Fails if any connection failed. */
   async connect(onProgress: (connected: number) => void): Promise<void> {
     const counts = this.workers.map(() => 0);
@@ -86,13 +92,20 @@ export class LoadGenerator {
     return merged;
   }
 
+  /** Closes every connection and ends the threads; a thread that is stuck or gone is terminated all the same. */
   async close(): Promise<void> {
     this.closing = true;
     await Promise.all(
       this.workers.map(
         (worker) =>
           new Promise<void>((resolve) => {
-            worker.once('message', () => resolve());
+            const done = () => {
+              clearTimeout(timer);
+              resolve();
+            };
+            const timer = setTimeout(done, 5_000);
+            worker.once('message', done);
+            worker.once('exit', done);
             this.tell(worker, { type: 'close' });
           }),
       ),

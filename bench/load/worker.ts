@@ -27,10 +27,11 @@ export type ToWorker = { type: 'connect' } | { type: 'window'; from: number } | 
 export interface WorkerStats {
   /** Connections that have received at least one tick, warm-up ones included. */
   warmed: number;
-  /** Ticks with `seq >= from` of the current window. */
+  /** Ticks with `seq >= from` of the current window, each counted once per connection. */
   delivered: number;
-  /** Ticks of the window seen twice, or after a later one, on one connection. */
+  /** A tick of the window seen twice in a row on one connection. */
   duplicates: number;
+  /** A tick that came after a later one on the same connection (delivered, but a fault). */
   outOfOrder: number;
   /** Connections that failed or closed. */
   dropped: number;
@@ -39,6 +40,7 @@ export interface WorkerStats {
 }
 
 export type FromWorker =
+  | { type: 'ready' }
   | { type: 'progress'; connected: number; failed: number; firstError?: string }
   | { type: 'connected'; connected: number; failed: number; firstError?: string }
   | ({ type: 'stats' } & WorkerStats)
@@ -67,8 +69,8 @@ function receive(connection: Connection, t: number, seq: number): void {
   if (connection.lastSeq === Number.NEGATIVE_INFINITY) warmed++;
   if (seq >= windowFrom) {
     if (seq === connection.lastSeq) duplicates++;
-    else if (seq < connection.lastSeq) outOfOrder++;
     else {
+      if (seq < connection.lastSeq) outOfOrder++;
       delivered++;
       histogram.record(Math.max(1, Math.round((arrived - t) * 1000)));
     }
@@ -149,6 +151,7 @@ async function connectAll(): Promise<void> {
   port.postMessage({ type: 'connected', connected: connections.length, failed, firstError } satisfies FromWorker);
 }
 
+port.postMessage({ type: 'ready' } satisfies FromWorker);
 port.on('message', (message: ToWorker) => {
   switch (message.type) {
     case 'connect':

@@ -6,7 +6,9 @@
 import type { Machine } from '../machine.js';
 import type { BenchOptions } from '../options.js';
 import type { CapacityRun } from '../scenarios/capacity.js';
-import { isLossless, type LatencyRun, type WindowResult } from '../scenarios/latency.js';
+import type { LatencyRun } from '../scenarios/latency.js';
+import { saturationSummary } from '../scenarios/saturation.js';
+import { faultsOf } from '../scenarios/window.js';
 import { systems, type SystemId } from '../systems.js';
 
 export type Outcome<T> = { ok: true; value: T } | { ok: false; error: string };
@@ -68,33 +70,26 @@ function latencyTable(runs: BenchResults['fanout']): string {
 }
 
 function saturationTable(runs: BenchResults['fanout'], limitMs: number): string {
-  const saturated = (step: WindowResult) => !isLossless(step) || step.latency.p99 > limitMs;
-  // The last step that held, and the step where the system gave out (if it did).
-  const summary = (run: LatencyRun) => {
-    const steps = run.saturation ?? [];
-    const last = steps.at(-1);
-    const breaking = last && saturated(last) ? last : undefined;
-    return { best: steps.filter((step) => !saturated(step)).at(-1), breaking };
+  const sustained = (run: LatencyRun) => {
+    const { best } = saturationSummary(run.saturation ?? [], limitMs);
+    return best && best.rate * run.subscribers;
   };
-  const floorRun = runs.floor?.ok ? summary(runs.floor.value) : undefined;
-  const header = ['System', 'highest rate held (msg/s)', 'deliveries/s', 'vs floor', 'p99 ms there', 'gave out at'];
+  const floor = runs.floor?.ok ? sustained(runs.floor.value) : undefined;
+  const header = ['System', 'highest rate held (msg/s)', 'deliveries/s', 'vs floor', 'p99 ms there', 'CPU servers / generator there', 'gave out at'];
   const rows = Object.entries(runs).map(([id, outcome]) => {
     if (!outcome.ok) return failedRow(id as SystemId, outcome.error, header.length);
-    const { best, breaking } = summary(outcome.value);
-    let gaveOut = 'not within the steps run';
-    if (breaking) {
-      const lost = breaking.expected - breaking.delivered;
-      gaveOut =
-        lost > 0 || breaking.failedPublishes > 0
-          ? `${breaking.rate}/s: ${count(lost)} lost, ${breaking.failedPublishes} publishes failed`
-          : `${breaking.rate}/s: p99 ${ms(breaking.latency.p99)} ms`;
-    }
+    const { best, breaking } = saturationSummary(outcome.value.saturation ?? [], limitMs);
+    const faults = breaking ? faultsOf(breaking) : [];
+    const gaveOut = !breaking
+      ? 'not within the steps run'
+      : `${breaking.rate}/s: ${faults.length > 0 ? faults.join(', ') : `p99 ${ms(breaking.latency.p99)} ms`}`;
     return [
       systems[id as SystemId].label,
       best ? count(best.rate) : 'none',
-      best ? count(best.deliveriesPerSecond) : '–',
-      id === 'floor' ? '1' : ratio(best?.deliveriesPerSecond, floorRun?.best?.deliveriesPerSecond),
+      best ? count(best.rate * outcome.value.subscribers) : '–',
+      id === 'floor' ? '1' : ratio(sustained(outcome.value), floor),
       best ? ms(best.latency.p99) : '–',
+      best ? `${cores(best.cpu.servers)} / ${cores(best.cpu.generator)}` : '–',
       gaveOut,
     ];
   });
@@ -103,7 +98,7 @@ function saturationTable(runs: BenchResults['fanout'], limitMs: number): string 
 
 function capacityTable(runs: BenchResults['capacity']): string {
   const floor = runs.floor?.ok ? runs.floor.value : undefined;
-  const header = ['System', 'connections', 'connects/s', 'RSS per connection', 'heap per connection', 'server RSS', 'RSS/conn vs floor', 'CPU server', 'CPU generator'];
+  const header = ['System', 'connections', 'connects/s', 'vs floor', 'RSS per connection', 'vs floor', 'heap per connection', 'vs floor', 'server RSS', 'CPU server', 'CPU generator'];
   const rows = Object.entries(runs).map(([id, outcome]) => {
     if (!outcome.ok) return failedRow(id as SystemId, outcome.error, header.length);
     const run = outcome.value;
@@ -111,10 +106,12 @@ function capacityTable(runs: BenchResults['capacity']): string {
       systems[id as SystemId].label,
       count(run.connections),
       count(run.connectsPerSecond),
+      id === 'floor' ? '1' : ratio(run.connectsPerSecond, floor?.connectsPerSecond),
       kib(run.rssPerConnection),
-      kib(run.heapPerConnection),
-      mib(run.rss),
       id === 'floor' ? '1' : ratio(run.rssPerConnection, floor?.rssPerConnection),
+      kib(run.heapPerConnection),
+      id === 'floor' ? '1' : ratio(run.heapPerConnection, floor?.heapPerConnection),
+      mib(run.rss),
       cores(run.cpu.servers),
       cores(run.cpu.generator),
     ];
@@ -137,7 +134,7 @@ export function markdownReport(results: BenchResults): string {
     );
     if (o.saturationSteps > 0) {
       parts.push(
-        `## Saturation: the rate rises ×${o.saturationFactor} every ${o.saturationStepS} s until p99 passes ${o.p99LimitMs} ms or a delivery is lost`,
+        `## Saturation: from ${o.rate} msg/s the rate rises ×${o.saturationFactor} every ${o.saturationStepS} s until p99 passes ${o.p99LimitMs} ms (twice in a row) or anything is lost`,
         saturationTable(results.fanout, o.p99LimitMs),
       );
     }
@@ -151,16 +148,16 @@ export function markdownReport(results: BenchResults): string {
   return `${parts.join('\n\n')}\n`;
 }
 
-/** What makes the run fail: a system that did not run, or a measured window that lost anything. */
+/** What makes the run fail: a system that did not run, or a measured (or settling) window with any fault. */
 export function failures(results: BenchResults): string[] {
   const problems: string[] = [];
   const latency = (scenario: string, runs: BenchResults['fanout']) => {
     for (const [id, outcome] of Object.entries(runs)) {
       const label = `${scenario} ${systems[id as SystemId].label}`;
       if (!outcome.ok) problems.push(`${label} failed: ${outcome.error}`);
-      else if (!isLossless(outcome.value.window)) {
-        const w = outcome.value.window;
-        problems.push(`${label} lost ${count(w.expected - w.delivered)} of ${count(w.expected)} deliveries (${w.failedPublishes} publishes failed, ${w.dropped} connections dropped)`);
+      else {
+        for (const fault of faultsOf(outcome.value.settling)) problems.push(`${label}, settling second: ${fault}`);
+        for (const fault of faultsOf(outcome.value.window)) problems.push(`${label}: ${fault}`);
       }
     }
   };

@@ -33,6 +33,7 @@ export async function runCapacity(system: System, settings: CapacitySettings, ph
   const cluster = await Cluster.start(system.spec(settings.brokers, settings.prefix), 1);
   const load = new LoadGenerator(system.client, Array(settings.connections).fill(system.target(cluster.ports[0]!)), settings.threads, 128);
   try {
+    await load.ready();
     const before = await cluster.ask<'memory'>(0, { type: 'memory' });
     const cpuBefore = { generator: ownCpuSeconds(), servers: totalCpuSeconds(cluster.pids) };
     const started = performance.now();

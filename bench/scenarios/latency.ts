@@ -1,54 +1,23 @@
 /**
- * Fan-out latency and saturation, on one cluster of one system: K servers,
+ * Fan-out latency, then saturation, on one cluster of one system: K servers,
  * N subscribers spread evenly over them, one channel, the publisher on the
- * first server. A window publishes `count` ticks at a rate and waits until
- * every subscriber has every tick, or until deliveries stop coming.
+ * first server.
  */
-import type { RecordableHistogram } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Cluster } from '../cluster.js';
-import { ownCpuSeconds, processCpuSeconds, totalCpuSeconds } from '../cpu.js';
 import { LoadGenerator } from '../load/generator.js';
 import { progress } from '../progress.js';
 import type { BrokerUrls, System } from '../systems.js';
-
-export interface Percentiles {
-  p50: number;
-  p90: number;
-  p99: number;
-  p999: number;
-  max: number;
-}
-
-/** CPU used during a window, in cores (1 = one core busy the whole time). */
-export interface CpuUse {
-  generator: number;
-  servers?: number;
-  broker?: number;
-}
-
-export interface WindowResult {
-  rate: number;
-  published: number;
-  failedPublishes: number;
-  firstPublishError?: string;
-  expected: number;
-  delivered: number;
-  duplicates: number;
-  outOfOrder: number;
-  dropped: number;
-  /** Milliseconds. */
-  latency: Percentiles;
-  /** Deliveries per second from the first publish to the last delivery. */
-  deliveriesPerSecond: number;
-  cpu: CpuUse;
-}
+import { saturate } from './saturation.js';
+import { measureWindow, type WindowResult } from './window.js';
 
 export interface LatencyRun {
   servers: number;
   subscribers: number;
+  /** The unmeasured second before the window: its latencies are not reported, but anything it lost is. */
+  settling: WindowResult;
   window: WindowResult;
-  /** Rate steps, in order, the last one being where the system gave out (if it did). */
+  /** Saturation attempts in order (see saturation.ts). */
   saturation?: WindowResult[];
 }
 
@@ -63,13 +32,6 @@ export interface LatencySettings {
   brokers: BrokerUrls;
   brokerPid?: number;
   prefix: string;
-}
-
-/** How long deliveries may pause before the missing ones count as lost. */
-const STALL_MS = 3_000;
-
-export function isLossless(window: WindowResult): boolean {
-  return window.delivered === window.expected && window.failedPublishes === 0 && window.dropped === 0;
 }
 
 export async function runLatency(system: System, settings: LatencySettings, phase: string): Promise<LatencyRun> {
@@ -87,40 +49,15 @@ export async function runLatency(system: System, settings: LatencySettings, phas
       return result;
     };
     // One unmeasured second at the rate first: the JIT and the connection pools settle before the clock runs.
-    await measure(settings.rate, Math.min(1, settings.durationS), 'settling');
+    const settling = await measure(settings.rate, Math.min(1, settings.durationS), 'settling');
     const window = await measure(settings.rate, settings.durationS, `${settings.rate}/s`);
-    const run: LatencyRun = { servers: settings.servers, subscribers: settings.subscribers, window };
-    if (settings.saturation && isLossless(window)) run.saturation = [window, ...(await saturate(settings, measure))];
+    const run: LatencyRun = { servers: settings.servers, subscribers: settings.subscribers, settling, window };
+    if (settings.saturation) run.saturation = await saturate({ ...settings.saturation, rate: settings.rate }, measure);
     return run;
   } finally {
     await load.close();
     await cluster.stop();
   }
-}
-
-/**
- * Raises the rate step by step until p99 passes the limit or something is
- * lost. A step that fails is run once more before it counts: on a small
- * machine one collection pause can spoil a short step, and "sustained" means
- * the rate holds when asked twice.
- */
-async function saturate(
-  settings: LatencySettings,
-  measure: (rate: number, seconds: number, label: string) => Promise<WindowResult>,
-): Promise<WindowResult[]> {
-  const { stepS, factor, maxSteps, p99LimitMs } = settings.saturation!;
-  const holds = (step: WindowResult) => isLossless(step) && step.latency.p99 <= p99LimitMs;
-  const steps: WindowResult[] = [];
-  // The measured window already ran at the base rate: start one step above it.
-  let rate = Math.ceil(settings.rate * factor);
-  for (let i = 0; i < maxSteps; i++) {
-    let step = await measure(rate, stepS, `saturation ${rate}/s`);
-    if (!holds(step)) step = await measure(rate, stepS, `saturation ${rate}/s, again`);
-    steps.push(step);
-    if (!holds(step)) break;
-    rate = Math.ceil(rate * factor);
-  }
-  return steps;
 }
 
 /** Publishes warm-up ticks until every connection has had one, so that every subscription is in place. */
@@ -134,78 +71,4 @@ async function warmUp(cluster: Cluster, load: LoadGenerator, phase: string): Pro
     if (totals.warmed === totals.connections) return;
     if (Date.now() > deadline) throw new Error(`only ${totals.warmed} of ${totals.connections} subscribers received a warm-up tick in 30 s`);
   }
-}
-
-async function measureWindow(
-  cluster: Cluster,
-  load: LoadGenerator,
-  settings: LatencySettings,
-  ticks: { from: number; count: number; rate: number },
-  phase: string,
-): Promise<WindowResult> {
-  const expected = ticks.count * settings.subscribers;
-  load.startWindow(ticks.from);
-  const cpuBefore = cpuNow(cluster, settings.brokerPid);
-  const started = performance.now();
-  const published = cluster.ask<'published'>(0, { type: 'publish', ...ticks, padBytes: settings.padBytes });
-  let publishDone = false;
-  void published.then(() => (publishDone = true));
-
-  let totals = await load.totals();
-  let lastProgress = performance.now();
-  let lastDelivered = 0;
-  let finished = started;
-  while (totals.delivered < expected) {
-    await sleep(100);
-    totals = await load.totals();
-    progress(phase, `${totals.delivered}/${expected} delivered`);
-    if (totals.delivered > lastDelivered) {
-      lastDelivered = totals.delivered;
-      lastProgress = performance.now();
-      finished = lastProgress;
-    } else if (publishDone && performance.now() - lastProgress > STALL_MS) break;
-  }
-  if (totals.delivered >= expected) finished = performance.now();
-  const publishing = await published;
-  const seconds = (finished - started) / 1000;
-  const cpuAfter = cpuNow(cluster, settings.brokerPid);
-  const latencies = await load.latencies();
-  return {
-    rate: ticks.rate,
-    published: ticks.count,
-    failedPublishes: publishing.failed,
-    firstPublishError: publishing.firstError,
-    expected,
-    delivered: totals.delivered,
-    duplicates: totals.duplicates,
-    outOfOrder: totals.outOfOrder,
-    dropped: totals.dropped,
-    latency: percentiles(latencies),
-    deliveriesPerSecond: Math.round(totals.delivered / seconds),
-    cpu: {
-      generator: (cpuAfter.generator - cpuBefore.generator) / seconds,
-      servers: difference(cpuAfter.servers, cpuBefore.servers, seconds),
-      broker: difference(cpuAfter.broker, cpuBefore.broker, seconds),
-    },
-  };
-}
-
-function cpuNow(cluster: Cluster, brokerPid: number | undefined) {
-  return { generator: ownCpuSeconds(), servers: totalCpuSeconds(cluster.pids), broker: processCpuSeconds(brokerPid) };
-}
-
-function difference(after: number | undefined, before: number | undefined, seconds: number): number | undefined {
-  return after === undefined || before === undefined ? undefined : (after - before) / seconds;
-}
-
-/** The histogram holds microseconds; the report speaks milliseconds. */
-function percentiles(histogram: RecordableHistogram): Percentiles {
-  const ms = (us: number) => (histogram.count === 0 ? Number.NaN : Math.round(us) / 1000);
-  return {
-    p50: ms(histogram.percentile(50)),
-    p90: ms(histogram.percentile(90)),
-    p99: ms(histogram.percentile(99)),
-    p999: ms(histogram.percentile(99.9)),
-    max: ms(histogram.max),
-  };
 }

@@ -1,0 +1,137 @@
+/**
+ * One measured window: the publisher sends `count` ticks at a rate, and the
+ * window ends when every subscriber has every tick, or when deliveries stop
+ * coming. Everything a window reports is in its result.
+ */
+import type { RecordableHistogram } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Cluster } from '../cluster.js';
+import { ownCpuSeconds, processCpuSeconds, totalCpuSeconds } from '../cpu.js';
+import type { LoadGenerator } from '../load/generator.js';
+import { progress } from '../progress.js';
+
+export interface Percentiles {
+  p50: number;
+  p90: number;
+  p99: number;
+  p999: number;
+  max: number;
+}
+
+/** CPU used during a window, in cores (1 = one core busy the whole time). */
+export interface CpuUse {
+  generator: number;
+  servers?: number;
+  broker?: number;
+}
+
+export interface WindowResult {
+  rate: number;
+  published: number;
+  failedPublishes: number;
+  firstPublishError?: string;
+  expected: number;
+  delivered: number;
+  duplicates: number;
+  outOfOrder: number;
+  dropped: number;
+  /** Milliseconds. */
+  latency: Percentiles;
+  cpu: CpuUse;
+}
+
+export interface WindowSetup {
+  subscribers: number;
+  padBytes: number;
+  brokerPid?: number;
+}
+
+/** How long deliveries may pause before the missing ones count as lost. */
+const STALL_MS = 3_000;
+
+/** What went wrong in a window, if anything: loss, a failed publish, a dropped connection, a duplicate or a reordering. */
+export function faultsOf(window: WindowResult): string[] {
+  const faults: string[] = [];
+  const missing = window.expected - window.delivered;
+  if (missing > 0) faults.push(`${missing} of ${window.expected} deliveries lost`);
+  if (window.failedPublishes > 0) faults.push(`${window.failedPublishes} publishes failed (${window.firstPublishError})`);
+  if (window.dropped > 0) faults.push(`${window.dropped} connections dropped`);
+  if (window.duplicates > 0) faults.push(`${window.duplicates} duplicates`);
+  if (window.outOfOrder > 0) faults.push(`${window.outOfOrder} out of order`);
+  return faults;
+}
+
+export async function measureWindow(
+  cluster: Cluster,
+  load: LoadGenerator,
+  setup: WindowSetup,
+  ticks: { from: number; count: number; rate: number },
+  phase: string,
+): Promise<WindowResult> {
+  const expected = ticks.count * setup.subscribers;
+  load.startWindow(ticks.from);
+  const cpuBefore = cpuNow(cluster, setup.brokerPid);
+  const started = performance.now();
+  const publishMs = (ticks.count / ticks.rate) * 1000;
+  const published = cluster.ask<'published'>(0, { type: 'publish', ...ticks, padBytes: setup.padBytes }, publishMs + 30_000);
+  let publishDone = false;
+  // A publish that fails (or times out) ends the wait below; its error surfaces at the await after it.
+  void published.then(
+    () => (publishDone = true),
+    () => (publishDone = true),
+  );
+
+  let totals = await load.totals();
+  let lastProgress = performance.now();
+  let lastDelivered = 0;
+  while (totals.delivered < expected) {
+    await sleep(100);
+    totals = await load.totals();
+    progress(phase, `${totals.delivered}/${expected} delivered`);
+    if (totals.delivered > lastDelivered) {
+      lastDelivered = totals.delivered;
+      lastProgress = performance.now();
+    } else if (publishDone && performance.now() - lastProgress > STALL_MS) break;
+  }
+  const publishing = await published;
+  const seconds = (performance.now() - started) / 1000;
+  const cpuAfter = cpuNow(cluster, setup.brokerPid);
+  const latencies = await load.latencies();
+  return {
+    rate: ticks.rate,
+    published: ticks.count,
+    failedPublishes: publishing.failed,
+    firstPublishError: publishing.firstError,
+    expected,
+    delivered: totals.delivered,
+    duplicates: totals.duplicates,
+    outOfOrder: totals.outOfOrder,
+    dropped: totals.dropped,
+    latency: percentiles(latencies),
+    cpu: {
+      generator: (cpuAfter.generator - cpuBefore.generator) / seconds,
+      servers: difference(cpuAfter.servers, cpuBefore.servers, seconds),
+      broker: difference(cpuAfter.broker, cpuBefore.broker, seconds),
+    },
+  };
+}
+
+function cpuNow(cluster: Cluster, brokerPid: number | undefined) {
+  return { generator: ownCpuSeconds(), servers: totalCpuSeconds(cluster.pids), broker: processCpuSeconds(brokerPid) };
+}
+
+function difference(after: number | undefined, before: number | undefined, seconds: number): number | undefined {
+  return after === undefined || before === undefined ? undefined : (after - before) / seconds;
+}
+
+/** The histogram holds microseconds; the report speaks milliseconds. */
+function percentiles(histogram: RecordableHistogram): Percentiles {
+  const ms = (us: number) => (histogram.count === 0 ? Number.NaN : Math.round(us) / 1000);
+  return {
+    p50: ms(histogram.percentile(50)),
+    p90: ms(histogram.percentile(90)),
+    p99: ms(histogram.percentile(99)),
+    p999: ms(histogram.percentile(99.9)),
+    max: ms(histogram.max),
+  };
+}
