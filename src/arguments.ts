@@ -10,8 +10,16 @@ export function rawJson(json: string): RawJson {
   return new RawJson(json);
 }
 
-/** Thrown for input a caller can fix: a bad channel name or selector. */
-export class InvalidArgumentError extends Error {}
+/** Thrown for input a caller can fix: a bad channel name or selector. HTTP answers 400. */
+export class InvalidArgumentError extends Error {
+  readonly status: number = 400;
+  readonly expose = true;
+}
+
+/** Thrown for a message over `maxMessageBytes`. HTTP (Koa's own error handling too) answers 413. */
+export class PayloadTooLargeError extends InvalidArgumentError {
+  override readonly status = 413;
+}
 
 export type Serializer = (message: unknown) => string;
 

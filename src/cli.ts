@@ -4,6 +4,7 @@ import Koa from 'koa';
 import { brokerFromEnv, ConfigError } from './broker-from-env.js';
 import { ignoreClientDisconnects } from './http/disconnects.js';
 import { serverEventsMiddleware } from './http/middleware.js';
+import { shutdownOnSignals } from './http/shutdown.js';
 import { ServerEvents } from './server-events.js';
 
 const usage = `Usage: server-events [--port 1337] [--prefix /path]
@@ -40,12 +41,7 @@ async function main(argv: string[]): Promise<void> {
   });
   const server = app.listen(port, () => console.log(`server-events listening on http://localhost:${port} (broker: ${events.broker.name})`));
   server.on('error', (error) => fail(error));
-  const shutdown = () => {
-    server.close();
-    void events.stop().finally(() => process.exit(0));
-  };
-  process.once('SIGINT', shutdown);
-  process.once('SIGTERM', shutdown);
+  shutdownOnSignals(server, events);
 }
 
 function fail(error: unknown): never {

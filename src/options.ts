@@ -19,6 +19,14 @@ export interface ServerEventsOptions {
   houseKeepingIntervalMs?: number;
   /** Send `cmd.onJoin`, `cmd.onLeave` and `cmd.onUpdate` to channel members. Default `true`. */
   notifyChannelOfSubscriptions?: boolean;
+  /**
+   * The largest message body (serialized, in bytes) any notify call accepts;
+   * a larger one throws `PayloadTooLargeError` (HTTP 413) and nothing is
+   * sent. Default 512 KiB, safely under NATS's default 1 MB payload limit.
+   */
+  maxMessageBytes?: number;
+  /** The most channels one subscription may hold, on connect and after updates; more is refused (400). Default 64. */
+  maxChannelsPerSubscription?: number;
   /** Turns a message into the body text. Default `JSON.stringify`; `null`/`undefined` become an empty body. */
   serialize?: (message: unknown) => string;
   /** Identifies this process in presence records. Default: random. */
@@ -42,4 +50,6 @@ export const defaults = {
   heartbeatIntervalMs: 10_000,
   houseKeepingIntervalMs: 5_000,
   notifyChannelOfSubscriptions: true,
+  maxMessageBytes: 512 * 1024,
+  maxChannelsPerSubscription: 64,
 };

@@ -92,10 +92,14 @@ function parseBody(json: string): unknown {
 /** Why a channel name was refused, or `undefined` when it is acceptable. */
 export function channelNameProblem(channel: string): string | undefined {
   if (channel.length === 0) return 'channel name is empty';
+  if (channel.length > MAX_CHANNEL_NAME_LENGTH) return `channel name is longer than ${MAX_CHANNEL_NAME_LENGTH} characters`;
   if (/[\u0000-\u001f\u007f]/.test(channel)) return 'channel name contains a control character';
   if (/[@,]/.test(channel)) return `channel name '${channel}' may not contain '@' or ','`;
   return undefined;
 }
+
+/** The longest channel name, in UTF-16 code units (what JavaScript's `length` counts). */
+export const MAX_CHANNEL_NAME_LENGTH = 128;
 
 /** Why a selector was refused, or `undefined` when it is acceptable. */
 export function selectorProblem(selector: string): string | undefined {

@@ -4,7 +4,7 @@ import type { Broker, BrokerStatus } from './broker.js';
 import { readMissed, writeMissed, type Missed } from './replay.js';
 import { decodeEnvelope, encodeEnvelope, type Control, type Envelope } from './envelope.js';
 import { defaults, type Logger, type ServerEventsOptions } from './options.js';
-import { checkChannel, checkSelector, serializeMessage } from './arguments.js';
+import { checkChannel, checkSelector, InvalidArgumentError, PayloadTooLargeError, serializeMessage } from './arguments.js';
 import { EventSubscription, nextChannels, withChannels, type SubscriptionInfo } from './subscription.js';
 import { newCounters, type ServerEventsStats } from './stats.js';
 import { TopicRouter, topics, topicsOf } from './topics.js';
@@ -23,6 +23,8 @@ export class ServerEvents {
   readonly heartbeatIntervalMs: number;
   readonly houseKeepingIntervalMs: number;
   readonly notifyChannelOfSubscriptions: boolean;
+  readonly maxMessageBytes: number;
+  readonly maxChannelsPerSubscription: number;
   private readonly options: ServerEventsOptions;
   private readonly logger: Logger;
   private readonly local = new Map<string, EventSubscription>();
@@ -41,6 +43,8 @@ export class ServerEvents {
     this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? defaults.heartbeatIntervalMs;
     this.houseKeepingIntervalMs = options.houseKeepingIntervalMs ?? defaults.houseKeepingIntervalMs;
     this.notifyChannelOfSubscriptions = options.notifyChannelOfSubscriptions ?? defaults.notifyChannelOfSubscriptions;
+    this.maxMessageBytes = options.maxMessageBytes ?? defaults.maxMessageBytes;
+    this.maxChannelsPerSubscription = options.maxChannelsPerSubscription ?? defaults.maxChannelsPerSubscription;
     this.logger = options.logger ?? console;
     this.router = new TopicRouter(this.broker);
   }
@@ -140,7 +144,11 @@ export class ServerEvents {
   }
 
   private serialize(message: unknown): string {
-    return serializeMessage(message, this.options.serialize);
+    const body = serializeMessage(message, this.options.serialize);
+    // Checked here, on every publish path, so no broker is ever handed a message it would refuse (NATS takes 1 MB).
+    const bytes = Buffer.byteLength(body);
+    if (bytes > this.maxMessageBytes) throw new PayloadTooLargeError(`message of ${bytes} bytes is over the limit of ${this.maxMessageBytes}`);
+    return body;
   }
 
   // ---- subscriptions -------------------------------------------------------
@@ -361,12 +369,14 @@ export class ServerEvents {
     [...subscribe, ...unsubscribe].forEach(checkChannel);
     const sub = this.local.get(subscriptionId);
     if (sub) {
+      this.checkChannelCount(nextChannels(sub.channels, subscribe, unsubscribe));
       await this.applyChannels(sub, subscribe, unsubscribe);
       return true;
     }
     const record = await this.broker.presence.get(subscriptionId);
     if (record === undefined) return false;
     const info = JSON.parse(record) as SubscriptionInfo;
+    this.checkChannelCount(nextChannels(info.channels, subscribe, unsubscribe));
     if (info.detached) return this.updateDetached(record, info, subscribe, unsubscribe);
     await this.publish(topics.subscription(subscriptionId), {
       kind: 'channels',
@@ -374,6 +384,10 @@ export class ServerEvents {
       unsubscribe: [...unsubscribe],
     });
     return true;
+  }
+
+  private checkChannelCount(channels: readonly string[]): void {
+    if (channels.length > this.maxChannelsPerSubscription) throw new InvalidArgumentError(`Too many channels: at most ${this.maxChannelsPerSubscription}`);
   }
 
   /** No stream holds it: change the record itself (conditionally), and tell the channels. */

@@ -2,7 +2,9 @@
  * server-events as a benchmark server: the Koa middleware on the broker that
  * BROKER, REDIS_URL or NATS_URL name, exactly as an application mounts it.
  * Presence notifications are off because no other system here sends them,
- * and the idle timeout is long because the load generator sends no heartbeats.
+ * the idle timeout is long because the load generator sends no heartbeats,
+ * and the stream limits are lifted because every subscriber comes from one
+ * address (the others have no such limits).
  */
 import Koa from 'koa';
 import { brokerFromEnv, ignoreClientDisconnects, ServerEvents, serverEventsMiddleware } from '../../src/index.js';
@@ -16,7 +18,7 @@ const events = new ServerEvents({
 await events.start();
 const app = new Koa();
 ignoreClientDisconnects(app);
-app.use(serverEventsMiddleware(events));
+app.use(serverEventsMiddleware(events, { maxStreams: Infinity, maxStreamsPerAddress: Infinity }));
 const server = app.listen(0, '127.0.0.1', () => {
   serveCommands(portOf(server), (tick) => events.notifyChannel('bench', 'cmd.tick', tick));
 });

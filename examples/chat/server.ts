@@ -4,7 +4,7 @@
  * instance on the same broker.
  */
 import { parseArgs } from 'node:util';
-import { historyFromEnv, MemoryBroker, NatsBroker, RedisBroker, ServerEvents, type Broker } from '../../src/index.js';
+import { historyFromEnv, MemoryBroker, NatsBroker, RedisBroker, ServerEvents, shutdownOnSignals, type Broker } from '../../src/index.js';
 import { createChatApp } from './app.js';
 
 const usage = `Usage: npm start -- [options]
@@ -93,13 +93,7 @@ async function main(): Promise<void> {
     );
   });
   console.log(`chat on http://localhost:${config.port} (broker: ${events.broker.name})`);
-  const shutdown = () => {
-    server.close();
-    server.closeAllConnections();
-    void events.stop().finally(() => process.exit(0));
-  };
-  process.once('SIGINT', shutdown);
-  process.once('SIGTERM', shutdown);
+  shutdownOnSignals(server, events);
 }
 
 main().catch((error: Error) => {

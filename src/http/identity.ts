@@ -49,3 +49,23 @@ export function safeDisplayName(identity: Identity): string | undefined {
   if (userName && !userName.includes('@') && !/^\d+$/.test(userName)) return userName;
   return displayName ?? undefined;
 }
+
+/** The longest user id, user name, display name or session id accepted from `authenticate`. */
+export const MAX_IDENTITY_FIELD_LENGTH = 256;
+
+/**
+ * Why an identity cannot be used, or `undefined`: its names travel in every
+ * presence message and listing, so they are bounded and free of control
+ * characters, whatever the token or hook that produced them.
+ */
+export function identityProblem(identity: Identity): string | undefined {
+  for (const key of ['userId', 'userName', 'displayName', 'sessionId', 'profileUrl'] as const) {
+    const value = identity[key];
+    if (value === undefined) continue;
+    if (typeof value !== 'string') return `${key} must be a string`;
+    const limit = key === 'profileUrl' ? 4 * MAX_IDENTITY_FIELD_LENGTH : MAX_IDENTITY_FIELD_LENGTH;
+    if (value.length > limit) return `${key} is longer than ${limit} characters`;
+    if (/[\u0000-\u001f\u007f]/.test(value)) return `${key} contains a control character`;
+  }
+  return undefined;
+}

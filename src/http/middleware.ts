@@ -5,7 +5,8 @@ import type { Context, Middleware, Next } from 'koa';
 import { InvalidArgumentError } from '../arguments.js';
 import type { ServerEvents } from '../server-events.js';
 import { sendError } from './errors.js';
-import { paths, type MiddlewareOptions } from './options.js';
+import { limitQueryLength, StreamLimits } from './limits.js';
+import { httpDefaults, paths, type MiddlewareOptions } from './options.js';
 import { openEventStream } from './stream.js';
 import { SubscriberRoutes } from './subscriber-routes.js';
 
@@ -27,15 +28,13 @@ import { SubscriberRoutes } from './subscriber-routes.js';
 export function serverEventsMiddleware(events: ServerEvents, options: MiddlewareOptions = {}): Middleware {
   const router = new Router({ prefix: options.prefix });
   const routes = new SubscriberRoutes(events, options);
-  const body = bodyParser({
-    enableTypes: ['json', 'form', 'text'],
-    jsonLimit: options.bodyLimit ?? '64kb',
-    formLimit: options.bodyLimit ?? '64kb',
-    textLimit: options.bodyLimit ?? '64kb',
-  });
+  const bodyLimit = options.bodyLimit ?? httpDefaults.bodyLimit;
+  const body = bodyParser({ enableTypes: ['json', 'form', 'text'], jsonLimit: bodyLimit, formLimit: bodyLimit, textLimit: bodyLimit });
+  const limits = new StreamLimits(options.maxStreams ?? httpDefaults.maxStreams, options.maxStreamsPerAddress ?? httpDefaults.maxStreamsPerAddress);
+  router.use(limitQueryLength(options.maxQueryLength ?? httpDefaults.maxQueryLength));
   const errors = answerErrors(events);
 
-  router.get(paths.stream, errors, (ctx) => openEventStream(ctx, events, options));
+  router.get(paths.stream, errors, (ctx) => openEventStream(ctx, events, options, limits));
   router.all(paths.heartbeat, errors, routes.heartbeat);
   router.all(paths.unregister, errors, body, routes.unregister);
   router.get(paths.subscribers, errors, routes.subscribers);
@@ -58,7 +57,7 @@ function answerErrors(events: ServerEvents): Middleware {
         events.reportError(error);
         return;
       }
-      if (error instanceof InvalidArgumentError) return sendError(ctx, 400, error.message);
+      if (error instanceof InvalidArgumentError) return sendError(ctx, error.status, error.message);
       const { status, message, expose } = error as { status?: number; message?: string; expose?: boolean };
       // Deliberate statuses (ctx.throw in a hook, body parser limits) pass through.
       if (typeof status === 'number' && status >= 400 && status <= 599 && status !== 500) {

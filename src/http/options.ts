@@ -26,7 +26,21 @@ export interface MiddlewareOptions {
    * Last-Event-ID. Default 1 MiB.
    */
   maxBufferedBytes?: number;
-  /** Largest accepted POST body. Default `64kb`. */
+  /**
+   * How often an SSE comment line (`:`) goes down every stream, so that
+   * proxies and load balancers that close idle connections (nginx's 60 s
+   * `proxy_read_timeout`, AWS ALB's 60 s, Cloudflare's 100 s) see traffic
+   * even when nothing happens and the client sends no heartbeats. EventSource
+   * and ServiceStack's clients ignore comments. `0` turns it off. Default 15,000 ms.
+   */
+  keepAliveIntervalMs?: number;
+  /** Open event streams this server accepts; past it a new one gets 503 with Retry-After. Default 20,000. */
+  maxStreams?: number;
+  /** Open event streams from one client address; past it a new one gets 429. Default 500 (offices share addresses). */
+  maxStreamsPerAddress?: number;
+  /** Longest query string, in characters, on every route; past it 414. Default 4,096. */
+  maxQueryLength?: number;
+  /** Largest accepted POST body; past it 413. Default `64kb`. */
   bodyLimit?: string;
   /** Before anything else on a stream request. */
   onInit?: (ctx: Context) => void | Promise<void>;
@@ -37,6 +51,15 @@ export interface MiddlewareOptions {
   /** May edit the `cmd.onConnect` payload before it is sent. */
   onConnect?: (sub: EventSubscription, connectArgs: Record<string, string>) => void | Promise<void>;
 }
+
+export const httpDefaults = {
+  maxBufferedBytes: 1024 * 1024,
+  keepAliveIntervalMs: 15_000,
+  maxStreams: 20_000,
+  maxStreamsPerAddress: 500,
+  maxQueryLength: 4096,
+  bodyLimit: '64kb',
+};
 
 /** Route paths, relative to the prefix; the names ServiceStack clients expect. */
 export const paths = {

@@ -3,19 +3,43 @@ import { channelNameProblem, splitList, UNKNOWN_CHANNEL } from '../protocol.js';
 import type { ServerEvents } from '../server-events.js';
 import { buildMeta, EventSubscription, type EventSink, type SubscriptionInfo } from '../subscription.js';
 import { sendError } from './errors.js';
-import { createRandomId, defaultProfileUrl, ensureSessionId, safeDisplayName, type Identity } from './identity.js';
-import { paths, type MiddlewareOptions } from './options.js';
+import { createRandomId, defaultProfileUrl, ensureSessionId, identityProblem, safeDisplayName, type Identity } from './identity.js';
+import { StreamLimits } from './limits.js';
+import { httpDefaults, paths, type MiddlewareOptions } from './options.js';
 
 /**
  * `GET /event-stream?channels=a,b`: opens a subscription and holds the
  * response open as its event stream until it is unregistered, expires or the
  * client goes away.
  */
-export async function openEventStream(ctx: Context, events: ServerEvents, options: MiddlewareOptions): Promise<void> {
+export async function openEventStream(ctx: Context, events: ServerEvents, options: MiddlewareOptions, limits: StreamLimits): Promise<void> {
+  const address = ctx.ip;
+  if (!limits.admit(ctx, address)) return;
+  const stream = { started: false, release: () => limits.release(address) };
+  try {
+    await openAdmitted(ctx, events, options, stream);
+  } finally {
+    // A started stream gives its place back when it closes; any other outcome, now.
+    if (!stream.started) stream.release();
+  }
+}
+
+/** Everything after admission; from the moment the response becomes a stream, its close gives the place back. */
+async function openAdmitted(
+  ctx: Context,
+  events: ServerEvents,
+  options: MiddlewareOptions,
+  stream: { started: boolean; release: () => void },
+): Promise<boolean> {
+  const refuse = (status: number, message: string) => {
+    sendError(ctx, status, message);
+    return false;
+  };
   const channels = [...new Set([...splitList(queryValue(ctx, 'channels')), ...splitList(queryValue(ctx, 'channel'))])];
   if (channels.length === 0) channels.push(UNKNOWN_CHANNEL);
   const problem = channels.map(channelNameProblem).find(Boolean);
-  if (problem) return sendError(ctx, 400, problem);
+  if (problem) return refuse(400, problem);
+  if (channels.length > events.maxChannelsPerSubscription) return refuse(400, `Too many channels: at most ${events.maxChannelsPerSubscription}`);
 
   // A client may leave while the hooks below run; then no subscription must be made.
   let gone = false;
@@ -23,11 +47,13 @@ export async function openEventStream(ctx: Context, events: ServerEvents, option
   await options.onInit?.(ctx);
   const identity = (await options.authenticate?.(ctx)) ?? {};
   const isAuthenticated = identity.isAuthenticated ?? identity.userId !== undefined;
-  if (options.limitToAuthenticatedUsers && !isAuthenticated) return sendError(ctx, 401, 'Auth Required');
+  if (options.limitToAuthenticatedUsers && !isAuthenticated) return refuse(401, 'Auth Required');
+  const identityIssue = identityProblem(identity);
+  if (identityIssue) return refuse(400, identityIssue);
 
   const sessionId = identity.sessionId ?? ensureSessionId(ctx);
   const lastEventId = readLastEventId(ctx);
-  if (lastEventId === null) return sendError(ctx, 400, 'Last-Event-ID must be a non-negative integer');
+  if (lastEventId === null) return refuse(400, 'Last-Event-ID must be a non-negative integer');
   const resumable = await findResumable(ctx, events, options, { identity, sessionId, channels, lastEventId });
 
   let info: SubscriptionInfo;
@@ -58,10 +84,8 @@ export async function openEventStream(ctx: Context, events: ServerEvents, option
     };
     info = { ...base, meta: buildMeta(base) };
   }
-  const sub: EventSubscription = new EventSubscription(
-    info,
-    responseSink(ctx, options.maxBufferedBytes ?? defaultMaxBufferedBytes, (buffered) => events.slowConsumerDropped(sub, buffered)),
-  );
+  const sink = responseSink(ctx, options.maxBufferedBytes ?? httpDefaults.maxBufferedBytes, (buffered) => events.slowConsumerDropped(sub, buffered));
+  const sub = new EventSubscription(info, sink);
   if (!resumable) await options.onCreated?.(sub, ctx);
 
   const urlBase = `${ctx.protocol}://${ctx.host}${options.prefix ?? ''}`;
@@ -76,12 +100,19 @@ export async function openEventStream(ctx: Context, events: ServerEvents, option
     idleTimeoutMs: String(events.idleTimeoutMs),
   };
   await options.onConnect?.(sub, connectArgs);
-  if (gone || ctx.req.destroyed) return;
+  if (gone || ctx.req.destroyed) return false;
 
   if (resumable) await events.takeOver(resumable);
   startStream(ctx);
-  ctx.req.once('close', () => events.streamClosed(sub));
+  stream.started = true;
+  ctx.req.once('close', stream.release);
+  const keepAlive = startKeepAlive(sink, options.keepAliveIntervalMs ?? httpDefaults.keepAliveIntervalMs);
+  ctx.req.once('close', () => {
+    clearInterval(keepAlive);
+    events.streamClosed(sub);
+  });
   await events.register(sub, connectArgs, { lastEventId, resumed: resumable !== undefined });
+  return true;
 }
 
 /**
@@ -142,7 +173,14 @@ function startStream(ctx: Context): void {
   ctx.res.flushHeaders();
 }
 
-export const defaultMaxBufferedBytes = 1024 * 1024;
+
+/** Writes an SSE comment every `intervalMs` (none for 0), through the sink so that a stalled reader is noticed here too. */
+function startKeepAlive(sink: EventSink, intervalMs: number): NodeJS.Timeout | undefined {
+  if (!(intervalMs > 0)) return undefined;
+  const timer = setInterval(() => sink.write(':\n\n'), intervalMs);
+  timer.unref();
+  return timer;
+}
 
 /** Writes frames to the response, and drops a client that has stopped reading past `maxBuffered` bytes. */
 function responseSink(ctx: Context, maxBuffered: number, onOverflow: (buffered: number) => void): EventSink {
