@@ -4,14 +4,18 @@ import Koa from 'koa';
 import { brokerFromEnv, ConfigError } from './broker-from-env.js';
 import { ignoreClientDisconnects } from './http/disconnects.js';
 import { serverEventsMiddleware } from './http/middleware.js';
+import { serverEventsMetrics } from './http/metrics.js';
 import { shutdownOnSignals } from './http/shutdown.js';
+import { createLogger } from './logging.js';
 import { ServerEvents } from './server-events.js';
 
-const usage = `Usage: server-events [--port 1337] [--prefix /path]
+const usage = `Usage: server-events [--port 1337] [--prefix /path] [--metrics]
 
 Runs a standalone Server Events server (ServiceStack's HTTP routes).
 The broker comes from the environment: BROKER=memory|redis|nats, REDIS_URL, NATS_URL.
-GET /stats shows this server's counters.`;
+LOG_LEVEL (default info; debug logs every subscription's lifecycle).
+GET /stats shows this server's counters; --metrics serves Prometheus metrics at /metrics.
+SIGTERM closes the streams and leaves the cluster before exiting.`;
 
 async function main(argv: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -19,6 +23,7 @@ async function main(argv: string[]): Promise<void> {
     options: {
       port: { type: 'string', default: process.env.PORT ?? '1337' },
       prefix: { type: 'string', default: '' },
+      metrics: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -30,10 +35,12 @@ async function main(argv: string[]): Promise<void> {
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`--port must be a number from 0 to 65535, not '${values.port}'`);
 
-  const events = new ServerEvents({ broker: brokerFromEnv() });
+  const logger = createLogger();
+  const events = new ServerEvents({ broker: brokerFromEnv(), logger });
   await events.start();
   const app = new Koa();
   ignoreClientDisconnects(app);
+  if (values.metrics) app.use(serverEventsMetrics(events).middleware);
   app.use(serverEventsMiddleware(events, { prefix: values.prefix || undefined }));
   app.use(async (ctx, next) => {
     if (ctx.path !== '/stats') return next();
@@ -41,7 +48,7 @@ async function main(argv: string[]): Promise<void> {
   });
   const server = app.listen(port, () => console.log(`server-events listening on http://localhost:${port} (broker: ${events.broker.name})`));
   server.on('error', (error) => fail(error));
-  shutdownOnSignals(server, events);
+  shutdownOnSignals(server, events, { logger });
 }
 
 function fail(error: unknown): never {

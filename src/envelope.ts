@@ -15,6 +15,8 @@ export interface Notification {
   channel?: string;
   /** Deliver only to subscriptions in this channel. */
   filter?: string;
+  /** Unix time in milliseconds when it was published: the start of the delivery lag metric. */
+  at?: number;
 }
 
 export type Control =

@@ -1,11 +1,22 @@
 import type { Broker } from './broker.js';
 import type { EventSubscription } from './subscription.js';
 
-/** Where server-events writes what goes wrong. `console` fits. */
+/**
+ * Where server-events writes: faults at `warn` and `error`, and, when the
+ * logger has `debug`, one structured line per subscription lifecycle step.
+ * A pino logger fits (see `createLogger`), and so does `console`.
+ */
 export interface Logger {
   warn(message: string, ...details: unknown[]): void;
   error(message: string, ...details: unknown[]): void;
+  debug?(details: Record<string, unknown>, message: string): void;
 }
+
+/** The default: faults to the console, no lifecycle lines. */
+export const consoleLogger: Logger = {
+  warn: (message, ...details) => console.warn(message, ...details),
+  error: (message, ...details) => console.error(message, ...details),
+};
 
 /** Options of `new ServerEvents(...)`. Every field is optional. */
 export interface ServerEventsOptions {
@@ -31,7 +42,7 @@ export interface ServerEventsOptions {
   serialize?: (message: unknown) => string;
   /** Identifies this process in presence records. Default: random. */
   serverId?: string;
-  /** Default `console`. */
+  /** Default: warnings and errors to the console. */
   logger?: Logger;
   /** After registration, before `cmd.onJoin`: a good place for a welcome message. */
   onSubscribe?: (sub: EventSubscription) => void | Promise<void>;

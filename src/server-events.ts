@@ -3,7 +3,7 @@ import { MemoryBroker } from '../adapters/memory.js';
 import type { Broker, BrokerStatus } from './broker.js';
 import { readMissed, writeMissed, type Missed } from './replay.js';
 import { decodeEnvelope, encodeEnvelope, type Control, type Envelope } from './envelope.js';
-import { defaults, type Logger, type ServerEventsOptions } from './options.js';
+import { consoleLogger, defaults, type Logger, type ServerEventsOptions } from './options.js';
 import { checkChannel, checkSelector, InvalidArgumentError, PayloadTooLargeError, serializeMessage } from './arguments.js';
 import { EventSubscription, nextChannels, withChannels, type SubscriptionInfo } from './subscription.js';
 import { newCounters, type ServerEventsStats } from './stats.js';
@@ -34,6 +34,7 @@ export class ServerEvents {
   private brokerDown = false;
   private readonly departures = new Set<Promise<void>>();
   private readonly counters = newCounters();
+  private readonly lagListeners: Array<(lagMs: number) => void> = [];
 
   constructor(options: ServerEventsOptions = {}) {
     this.options = options;
@@ -45,7 +46,7 @@ export class ServerEvents {
     this.notifyChannelOfSubscriptions = options.notifyChannelOfSubscriptions ?? defaults.notifyChannelOfSubscriptions;
     this.maxMessageBytes = options.maxMessageBytes ?? defaults.maxMessageBytes;
     this.maxChannelsPerSubscription = options.maxChannelsPerSubscription ?? defaults.maxChannelsPerSubscription;
-    this.logger = options.logger ?? console;
+    this.logger = options.logger ?? consoleLogger;
     this.router = new TopicRouter(this.broker);
   }
 
@@ -137,7 +138,7 @@ export class ServerEvents {
 
   /** Notifications go through the history when the broker has one (so they can be replayed); controls never do. */
   private async publish(topic: string, envelope: Envelope): Promise<void> {
-    const payload = encodeEnvelope(envelope);
+    const payload = encodeEnvelope(envelope.kind === 'notify' ? { ...envelope, at: Date.now() } : envelope);
     if (envelope.kind === 'notify' && this.broker.history) await this.broker.history.publish(topic, payload);
     else await this.broker.publish(topic, payload);
     if (envelope.kind === 'notify') this.counters.notificationsPublished++;
@@ -203,6 +204,7 @@ export class ServerEvents {
     this.countMissed(writeMissed(sub, missed, resume.lastEventId), missed);
     sub.release();
     if (resume.resumed) this.counters.resumedSubscriptions++;
+    this.lifecycle(resume.resumed ? 'resumed' : 'opened', sub.info, { lastEventId: resume.lastEventId, replayed: missed.entries.length, gap: missed.gap });
     await this.runHook(this.options.onSubscribe, sub);
     if (this.notifyChannelOfSubscriptions && !resume.resumed) await this.notifyChannels(sub.channels, 'cmd.onJoin', sub.metaJson);
   }
@@ -254,6 +256,7 @@ export class ServerEvents {
   /** Ends the stream of a removed record wherever it is, then announces the departure. */
   private async retire(info: SubscriptionInfo): Promise<void> {
     this.counters.totalUnsubscriptions++;
+    this.lifecycle('left', info);
     const sub = this.local.get(info.id);
     if (sub) await this.dropLocal(sub);
     else await this.publish(topics.subscription(info.id), { kind: 'close', connectionId: info.connectionId });
@@ -285,6 +288,7 @@ export class ServerEvents {
     sub.close();
     // Already removed by this server (the close is the echo of its own end()).
     if (!this.isLocal(sub)) return;
+    this.lifecycle('detached', sub.info);
     const departure = this.detach(sub)
       .catch((error) => this.reportError(error, sub))
       .finally(() => this.departures.delete(departure));
@@ -455,6 +459,13 @@ export class ServerEvents {
     return (await this.getAllSubscriptionInfos()).map((info) => info.meta);
   }
 
+  /** How many of this server's streams are in each channel. */
+  localChannelCounts(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const sub of this.local.values()) for (const channel of sub.channels) counts.set(channel, (counts.get(channel) ?? 0) + 1);
+    return counts;
+  }
+
   /** A subscription whose stream is held by this server. */
   getLocalSubscription(subscriptionId: string): EventSubscription | undefined {
     return this.local.get(subscriptionId);
@@ -496,6 +507,7 @@ export class ServerEvents {
     const idle = [...this.local.values()].filter((sub) => sub.lastPulseAt < deadline);
     for (const sub of idle) {
       this.counters.expiredSubscriptions++;
+      this.lifecycle('expired', sub.info);
       await this.unregister(sub.id);
     }
     const batch = 100;
@@ -503,7 +515,9 @@ export class ServerEvents {
       const expired = await this.broker.presence.takeExpired(batch);
       for (const record of expired) {
         this.counters.expiredSubscriptions++;
-        await this.retire(JSON.parse(record) as SubscriptionInfo);
+        const info = JSON.parse(record) as SubscriptionInfo;
+        this.lifecycle('expired', info);
+        await this.retire(info);
       }
       if (expired.length < batch) break;
     }
@@ -553,10 +567,21 @@ export class ServerEvents {
       for (const sub of members) void this.control(sub, envelope).catch((error) => this.reportError(error, sub));
       return;
     }
-    const { selector, body, channel, filter } = envelope;
+    const { selector, body, channel, filter, at } = envelope;
     for (const sub of members) {
       if (filter === undefined || sub.hasChannel(filter)) sub.deliver(id, selector, body, channel);
     }
+    // Once per message and server, after the last local write: the servers' clocks must agree for this to mean much.
+    if (at !== undefined) for (const listener of this.lagListeners) listener(Date.now() - at);
+  }
+
+  /**
+   * Calls `listener` with the delivery lag in milliseconds (publish on any
+   * server to the last write on this one) of every notification this server
+   * delivers. For metrics; see `serverEventsMetrics`.
+   */
+  observeDeliveryLag(listener: (lagMs: number) => void): void {
+    this.lagListeners.push(listener);
   }
 
   private async control(sub: EventSubscription, control: Control): Promise<void> {
@@ -586,6 +611,14 @@ export class ServerEvents {
   }
 
   /** Reports an error through `onError`, or logs it. */
+  /** One debug line per step in a subscription's life, for loggers that have `debug` (pino does). */
+  private lifecycle(event: string, info: SubscriptionInfo, extra: Record<string, unknown> = {}): void {
+    this.logger.debug?.(
+      { event, id: info.id, userId: info.userId, address: info.userAddress, channels: info.channels, server: this.serverId, ...extra },
+      `subscription ${event}`,
+    );
+  }
+
   reportError(error: unknown, sub?: EventSubscription): void {
     this.counters.errors++;
     if (this.options.onError) this.options.onError(error, sub);

@@ -4,7 +4,7 @@
  * instance on the same broker.
  */
 import { parseArgs } from 'node:util';
-import { historyFromEnv, MemoryBroker, NatsBroker, RedisBroker, ServerEvents, shutdownOnSignals, type Broker } from '../../src/index.js';
+import { createLogger, historyFromEnv, MemoryBroker, NatsBroker, RedisBroker, ServerEvents, shutdownOnSignals, type Broker } from '../../src/index.js';
 import { createChatApp } from './app.js';
 
 const usage = `Usage: npm start -- [options]
@@ -82,7 +82,8 @@ async function main(): Promise<void> {
     console.log(usage);
     return;
   }
-  const events = new ServerEvents({ broker: config.broker });
+  const logger = createLogger();
+  const events = new ServerEvents({ broker: config.broker, logger });
   await events.start();
   const app = await createChatApp(events, { background: config.background, label: String(config.port) });
   const server = app.listen(config.port);
@@ -93,7 +94,7 @@ async function main(): Promise<void> {
     );
   });
   console.log(`chat on http://localhost:${config.port} (broker: ${events.broker.name})`);
-  shutdownOnSignals(server, events);
+  shutdownOnSignals(server, events, { logger });
 }
 
 main().catch((error: Error) => {

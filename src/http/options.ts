@@ -2,6 +2,15 @@ import type { Context } from 'koa';
 import type { EventSubscription } from '../subscription.js';
 import type { Identity } from './identity.js';
 
+/** Who asks to join a channel, as `authorizeChannel` sees them. */
+export interface ChannelUser {
+  /** Undefined for an anonymous user's first connect (its `-N` id is given after authorization). */
+  userId?: string;
+  userName?: string;
+  isAuthenticated: boolean;
+  sessionId?: string;
+}
+
 /**
  * Options of `serverEventsMiddleware(events, options)`: the HTTP side.
  * A hook denies a request by throwing, e.g. `ctx.throw(403, 'Not allowed')`.
@@ -18,6 +27,21 @@ export interface MiddlewareOptions {
    * that opened the stream, else 403. Default `true`, as in ServiceStack.
    */
   validateUserAddress?: boolean;
+  /**
+   * Heartbeats, unregisters and channel updates must carry the session that
+   * opened the stream (the `sessionId` from `authenticate`, else the `ss-id`
+   * cookie), else 403. Stronger than the address behind a shared NAT; needs
+   * clients that send cookies (browsers do; Node's EventSource polyfills
+   * mostly do not). Default `false`.
+   */
+  validateUserSession?: boolean;
+  /**
+   * May this user join this channel? Asked for every channel when a stream
+   * opens and for every channel an update adds; `false` answers 403 and
+   * changes nothing. Server-side calls (`subscribeToChannels`) are trusted
+   * and not asked. Default: everyone may join everything.
+   */
+  authorizeChannel?: (user: ChannelUser, channel: string, ctx: Context) => boolean | Promise<boolean>;
   /**
    * A stream whose unsent output (in the response and its socket, past what
    * the kernel took) passes this many bytes is a client that stopped

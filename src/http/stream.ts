@@ -5,7 +5,7 @@ import { buildMeta, EventSubscription, type EventSink, type SubscriptionInfo } f
 import { sendError } from './errors.js';
 import { createRandomId, defaultProfileUrl, ensureSessionId, identityProblem, safeDisplayName, type Identity } from './identity.js';
 import { StreamLimits } from './limits.js';
-import { httpDefaults, paths, type MiddlewareOptions } from './options.js';
+import { httpDefaults, paths, type ChannelUser, type MiddlewareOptions } from './options.js';
 
 /**
  * `GET /event-stream?channels=a,b`: opens a subscription and holds the
@@ -52,6 +52,9 @@ async function openAdmitted(
   if (identityIssue) return refuse(400, identityIssue);
 
   const sessionId = identity.sessionId ?? ensureSessionId(ctx);
+  const user = { userId: identity.userId, userName: identity.userName, isAuthenticated, sessionId };
+  const forbidden = await firstForbiddenChannel(options, user, channels, ctx);
+  if (forbidden !== undefined) return refuse(403, `Not allowed to join channel '${forbidden}'`);
   const lastEventId = readLastEventId(ctx);
   if (lastEventId === null) return refuse(400, 'Last-Event-ID must be a non-negative integer');
   const resumable = await findResumable(ctx, events, options, { identity, sessionId, channels, lastEventId });
@@ -113,6 +116,18 @@ async function openAdmitted(
   });
   await events.register(sub, connectArgs, { lastEventId, resumed: resumable !== undefined });
   return true;
+}
+
+/** The first of `channels` that `authorizeChannel` refuses to `user`, if any. */
+export async function firstForbiddenChannel(
+  options: MiddlewareOptions,
+  user: ChannelUser,
+  channels: readonly string[],
+  ctx: Context,
+): Promise<string | undefined> {
+  if (!options.authorizeChannel) return undefined;
+  for (const channel of channels) if (!(await options.authorizeChannel(user, channel, ctx))) return channel;
+  return undefined;
 }
 
 /**

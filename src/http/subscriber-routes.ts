@@ -3,6 +3,8 @@ import { channelNameProblem, splitList } from '../protocol.js';
 import type { ServerEvents } from '../server-events.js';
 import type { SubscriptionInfo } from '../subscription.js';
 import { sendError, subscriptionNotFound } from './errors.js';
+import { sessionCookie } from './identity.js';
+import { firstForbiddenChannel } from './stream.js';
 import type { MiddlewareOptions } from './options.js';
 
 /**
@@ -53,6 +55,9 @@ export class SubscriberRoutes {
     if (!info) return;
     const problem = [...subscribe, ...unsubscribe].map(channelNameProblem).find(Boolean);
     if (problem) return sendError(ctx, 400, problem);
+    const added = subscribe.filter((channel) => !info.channels.includes(channel));
+    const forbidden = await firstForbiddenChannel(this.options, info, added, ctx);
+    if (forbidden !== undefined) return sendError(ctx, 403, `Not allowed to join channel '${forbidden}'`);
     if (!(await this.events.updateChannels(info.id, subscribe, unsubscribe))) {
       return sendError(ctx, 404, subscriptionNotFound(info.id));
     }
@@ -70,7 +75,17 @@ export class SubscriberRoutes {
       sendError(ctx, 403, forbidden);
       return undefined;
     }
+    if (this.options.validateUserSession && info.sessionId !== (await this.sessionOf(ctx))) {
+      sendError(ctx, 403, forbidden);
+      return undefined;
+    }
     return info;
+  }
+
+  /** The session a request carries: the one `authenticate` names, else the `ss-id` cookie. */
+  private async sessionOf(ctx: Context): Promise<string | undefined> {
+    const identity = await this.options.authenticate?.(ctx);
+    return identity?.sessionId ?? ctx.cookies.get(sessionCookie);
   }
 }
 

@@ -21,6 +21,8 @@ export interface TestServerOptions {
   http?: MiddlewareOptions;
   /** Trust X-Forwarded-For, so a test can pose as another client address. */
   proxy?: boolean;
+  /** Mounted before server-events, e.g. the metrics middleware. */
+  middleware?: (events: ServerEvents) => Koa.Middleware;
 }
 
 /** A real Koa server on a free port, with server-events mounted, on `cluster`. */
@@ -30,6 +32,7 @@ export async function startServer(cluster: Cluster, options: TestServerOptions =
   const app = new Koa();
   app.proxy = options.proxy ?? false;
   ignoreClientDisconnects(app);
+  if (options.middleware) app.use(options.middleware(events));
   app.use(serverEventsMiddleware(events, options.http));
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
