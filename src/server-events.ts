@@ -459,6 +459,11 @@ export class ServerEvents {
     return (await this.getAllSubscriptionInfos()).map((info) => info.meta);
   }
 
+  /** False while the broker connection is lost (see `brokerStatusChanged`). */
+  get brokerAvailable(): boolean {
+    return !this.brokerDown;
+  }
+
   /** How many of this server's streams are in each channel. */
   localChannelCounts(): Map<string, number> {
     const counts = new Map<string, number>();

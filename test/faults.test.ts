@@ -3,7 +3,7 @@ import { NatsBroker } from '../adapters/nats.js';
 import { RedisBroker } from '../adapters/redis.js';
 import type { Broker } from '../src/broker.js';
 import { findBinary, startNats, startRedis, startServerProcess, type BrokerProcess } from './helpers/processes.js';
-import { delay, startServer } from './helpers/server.js';
+import { delay, request, startServer } from './helpers/server.js';
 import { only, SseStream } from './helpers/sse.js';
 
 /**
@@ -47,6 +47,9 @@ for (const { kind, binary, start, broker } of kinds) {
     t.true(streams.every((s) => !s.ended), 'the SSE streams stayed open through the outage');
     t.is(warnings.filter((w) => w.includes('lost the')).length, 2, 'each server logged the outage once');
     t.is(during[0]!.status, 'rejected', 'a notification that cannot reach the broker fails');
+    const beat = await request('POST', streams[0]!.connectArgs.heartbeatUrl!);
+    t.is(beat.status, 503, 'a heartbeat during the outage is told to retry, not that the server failed');
+    t.is(beat.headers.get('retry-after'), '2');
 
     // Back empty: Redis keeps nothing on disk, and the NATS storage is wiped.
     await brokerProcess.restart({ wipe: true });

@@ -63,6 +63,11 @@ function answerErrors(events: ServerEvents): Middleware {
       if (typeof status === 'number' && status >= 400 && status <= 599 && status !== 500) {
         return sendError(ctx, status, (expose !== false && message) || STATUS_CODES[status] || 'Error');
       }
+      if (!events.brokerAvailable) {
+        // Not a fault of this request or this server: the broker is away, and the client should retry.
+        ctx.set('Retry-After', '2');
+        return sendError(ctx, 503, 'The broker is unavailable; try again shortly');
+      }
       events.reportError(error);
       sendError(ctx, 500, 'Internal Server Error');
     }
