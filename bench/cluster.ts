@@ -9,7 +9,7 @@ const READY_TIMEOUT_MS = 30_000;
 
 export interface ServerSpec {
   /** The server program under bench/servers/. */
-  program: 'project' | 'floor' | 'socketio';
+  program: 'project' | 'floor' | 'socketio' | 'soak';
   env: Record<string, string>;
 }
 
@@ -64,16 +64,19 @@ export class Cluster {
         finish();
         reject(new Error(`server ${index} exited with code ${code}`));
       };
-      const onReply = (reply: Extract<Reply, { type: T }>) => {
+      // Commands may overlap (a memory reading during a long publish): each waits for its own kind of reply.
+      const expected = command.type === 'publish' ? 'published' : command.type;
+      const onReply = (reply: Reply) => {
+        if (reply.type !== expected) return;
         finish();
-        resolve(reply);
+        resolve(reply as Extract<Reply, { type: T }>);
       };
       const timer = setTimeout(() => {
         finish();
         reject(new Error(`server ${index} did not answer "${command.type}" within ${timeoutMs / 1000} s`));
       }, timeoutMs);
       child.once('exit', onExit);
-      child.once('message', onReply);
+      child.on('message', onReply);
       child.send(command);
     });
   }

@@ -46,7 +46,7 @@ async function main(argv: string[]): Promise<void> {
     if (ctx.path !== '/stats') return next();
     ctx.body = events.stats();
   });
-  const server = app.listen(port, () => console.log(`server-events listening on http://localhost:${port} (broker: ${events.broker.name})`));
+  const server = app.listen(port, () => logger.info(`server-events listening on http://localhost:${port} (broker: ${events.broker.name})`));
   server.on('error', (error) => fail(error));
   shutdownOnSignals(server, events, { logger });
 }

@@ -32,6 +32,7 @@ export class ServerEvents {
   private housekeeping: NodeJS.Timeout | undefined;
   private housekeepingRun: Promise<void> | undefined;
   private brokerDown = false;
+  private stopping = false;
   private readonly departures = new Set<Promise<void>>();
   private readonly counters = newCounters();
   private readonly lagListeners: Array<(lagMs: number) => void> = [];
@@ -65,15 +66,26 @@ export class ServerEvents {
    * stops housekeeping and closes the broker connection.
    */
   async stop(): Promise<void> {
+    this.stopping = true;
     clearInterval(this.housekeeping);
     this.housekeeping = undefined;
     await this.housekeepingRun;
     try {
-      await Promise.allSettled([...this.local.keys()].map((id) => this.unregister(id)));
+      const removals = await Promise.allSettled([...this.local.keys()].map((id) => this.unregister(id)));
+      const failed = removals.filter((removal) => removal.status === 'rejected');
+      if (failed.length > 0) {
+        // Not fatal: the records expire with their leases, and the other servers announce the leaves then.
+        this.logger.warn(`server-events: ${failed.length} subscriptions could not be removed on stop (${String((failed[0] as PromiseRejectedResult).reason)}); their records expire within ${this.idleTimeoutMs} ms`);
+      }
       await Promise.allSettled(this.departures);
     } finally {
       await this.broker.close();
     }
+  }
+
+  /** True from the moment `stop()` is called: new streams are refused (503), so none is opened that stop() would miss. */
+  get isStopping(): boolean {
+    return this.stopping;
   }
 
   /**
@@ -573,11 +585,15 @@ export class ServerEvents {
       return;
     }
     const { selector, body, channel, filter, at } = envelope;
+    let delivered = 0;
     for (const sub of members) {
-      if (filter === undefined || sub.hasChannel(filter)) sub.deliver(id, selector, body, channel);
+      if (filter === undefined || sub.hasChannel(filter)) {
+        sub.deliver(id, selector, body, channel);
+        delivered++;
+      }
     }
     // Once per message and server, after the last local write: the servers' clocks must agree for this to mean much.
-    if (at !== undefined) for (const listener of this.lagListeners) listener(Date.now() - at);
+    if (at !== undefined && delivered > 0) for (const listener of this.lagListeners) listener(Date.now() - at);
   }
 
   /**
@@ -615,7 +631,6 @@ export class ServerEvents {
     }
   }
 
-  /** Reports an error through `onError`, or logs it. */
   /** One debug line per step in a subscription's life, for loggers that have `debug` (pino does). */
   private lifecycle(event: string, info: SubscriptionInfo, extra: Record<string, unknown> = {}): void {
     this.logger.debug?.(
@@ -624,6 +639,7 @@ export class ServerEvents {
     );
   }
 
+  /** Reports an error through `onError`, or logs it. */
   reportError(error: unknown, sub?: EventSubscription): void {
     this.counters.errors++;
     if (this.options.onError) this.options.onError(error, sub);

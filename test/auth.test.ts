@@ -116,3 +116,48 @@ test('subscription ids carry 120 bits of randomness: 20 characters of [A-Za-z0-9
   }
   t.is(ids.size, 20);
 });
+
+test('jwtAuthenticate refuses an unsigned token, one without exp and one without sub', async (t) => {
+  const { url } = await server(t, { authenticate: jwtAuthenticate({ secret }) });
+  const header = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const unsigned = `${header({ alg: 'none', typ: 'JWT' })}.${header({ sub: 'u1', exp: Math.floor(Date.now() / 1000) + 60 })}.`;
+  const forever = await new SignJWT({ sub: 'u1' }).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(secret));
+  const nobody = await token({ name: 'no subject' });
+  for (const [what, bad] of [['unsigned', unsigned], ['no exp', forever], ['no sub', nobody]] as const) {
+    const reply = await request('GET', `${url}/event-stream?channels=home`, { headers: { Authorization: `Bearer ${bad}` } });
+    t.is(reply.status, 401, what);
+  }
+});
+
+test('authorizeChannel also guards the channels a resume keeps, the DTO update route and the listings', async (t) => {
+  let allowed = true;
+  const { url } = await server(t, {
+    limitToAuthenticatedUsers: false,
+    authorizeChannel: (_user, channel) => channel !== 'vip' || allowed,
+  });
+  const member = await open(t, `${url}/event-stream?channels=vip`);
+  await member.connected();
+  const cookie = /ss-id=[^;]+/.exec(String(member.headers['set-cookie']))![0];
+  member.close();
+
+  allowed = false;
+  const resume = await request('GET', `${url}/event-stream?channels=home&resume=${member.id}`, { headers: { Cookie: cookie } });
+  t.is(resume.status, 403, 'access to vip was taken away, so the subscription that holds it is not resumed');
+  t.is(resume.statusText, "Not allowed to join channel 'vip'");
+
+  const guest = await open(t, `${url}/event-stream?channels=home`);
+  await guest.connected();
+  const dto = await request('POST', `${url}/api/UpdateEventSubscriber`, { json: { Id: guest.id, SubscribeChannels: ['vip'] } });
+  t.is(dto.status, 403);
+  t.is((await request('GET', `${url}/event-subscribers?channels=vip`)).status, 403);
+  t.is((await request('GET', `${url}/json/reply/GetEventSubscribers?channels=vip`)).status, 403);
+  t.is((await request('GET', `${url}/event-subscribers`)).statusText, 'Name the channels to list');
+  t.is((await request('GET', `${url}/event-subscribers?channels=home`)).status, 200);
+});
+
+test('limitToAuthenticatedUsers also guards the listings', async (t) => {
+  const { url } = await server(t, { authenticate: jwtAuthenticate({ secret }), limitToAuthenticatedUsers: true });
+  t.is((await request('GET', `${url}/event-subscribers?channels=home`)).status, 401);
+  const listed = await request('GET', `${url}/event-subscribers?channels=home`, { headers: { Authorization: `Bearer ${await token({ sub: 'u1' })}` } });
+  t.is(listed.status, 200);
+});

@@ -40,7 +40,7 @@ test('GET /metrics reports streams, streams per channel, notifications, deliveri
   t.is(sample(text, 'server_events_notifications_published_total'), 1);
   t.true(sample(text, 'server_events_frames_delivered_total')! >= 5, 'three onConnect frames and two messages');
   t.is(sample(text, 'server_events_delivery_lag_seconds_count'), 1);
-  for (const name of ['slow_consumer_disconnects', 'replayed_events', 'replay_gaps', 'broker_reconnects']) {
+  for (const name of ['slow_consumer_disconnects', 'replayed_events', 'replay_gaps', 'broker_disconnects']) {
     t.is(sample(text, `server_events_${name}_total`), 0, name);
   }
 });

@@ -54,3 +54,15 @@ withRedis('SIGTERM closes the streams, announces the leaves, removes the records
   );
   t.is(watcher.frames.filter(only('cmd.onLeave')).filter((f) => (f.body as Record<string, string>).userId === doomed.connectArgs.userId).length, 1);
 });
+
+test('once stop() has begun, a new stream is refused with 503 so that none is left behind', async (t) => {
+  const { memoryClusters } = await import('./helpers/cluster.js');
+  const { startServer } = await import('./helpers/server.js');
+  const server = await startServer(await memoryClusters.create());
+  t.teardown(() => server.close());
+  const stopping = server.events.stop();
+  const refused = await request('GET', `${server.url}/event-stream?channels=home`);
+  t.is(refused.status, 503);
+  t.is(refused.statusText, 'This server is shutting down; try another');
+  await stopping;
+});

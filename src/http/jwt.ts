@@ -12,8 +12,10 @@ export interface JwtOptions {
   issuer?: string | string[];
   /** Required `aud` claim, when given. */
   audience?: string | string[];
-  /** Accepted algorithms. Default: whatever the key allows. */
+  /** Accepted algorithms. Default: whatever the key allows (jose never accepts unsigned tokens). */
   algorithms?: string[];
+  /** Refuse tokens without an `exp` claim, which would be good forever. Default `true`. */
+  requireExpiry?: boolean;
   /** The cookie that may carry the token. Default `ss-tok`, ServiceStack's JWT cookie. */
   cookie?: string;
   /** The query parameter that may carry the token, for a browser EventSource, which cannot set headers. Default `token`. */
@@ -51,12 +53,16 @@ export function jwtAuthenticate(options: JwtOptions): (ctx: Context) => Promise<
         issuer: options.issuer,
         audience: options.audience,
         algorithms: options.algorithms,
+        requiredClaims: options.requireExpiry === false ? [] : ['exp'],
       }));
     } catch (error) {
       throw new InvalidTokenError(`Invalid token: ${(error as { code?: string }).code ?? 'rejected'}`);
     }
+    const identity = toIdentity(claims);
+    // An authenticated stream without a user id could never be resumed or addressed: the token is of no use here.
+    if (!identity.userId) throw new InvalidTokenError('Invalid token: it names no user (sub)');
     ctx.state.jwt = claims;
-    return { ...toIdentity(claims), isAuthenticated: true };
+    return { ...identity, isAuthenticated: true };
   };
 }
 

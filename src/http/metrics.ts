@@ -15,12 +15,12 @@ export interface MetricsOptions {
 /** Stats counters that become Prometheus counters: name, help, and the stats field. */
 const counters: Array<[string, string, keyof ServerEventsStats]> = [
   ['server_events_connections_total', 'Streams opened on this server.', 'totalConnections'],
-  ['server_events_notifications_published_total', 'Notifications this server published to the broker.', 'notificationsPublished'],
+  ['server_events_notifications_published_total', 'Notifications this server published to the broker, join/leave/update notices included.', 'notificationsPublished'],
   ['server_events_frames_delivered_total', 'Frames written to this server\'s streams.', 'framesWritten'],
   ['server_events_slow_consumer_disconnects_total', 'Streams dropped because their client stopped reading.', 'slowConsumerDisconnects'],
   ['server_events_replayed_events_total', 'Events sent again from the history after a reconnect (replay hits).', 'replayedEvents'],
   ['server_events_replay_gaps_total', 'cmd.onReset sent because the history could not tell what was missed.', 'replayGaps'],
-  ['server_events_broker_reconnects_total', 'Times the broker connection was lost (and then re-established).', 'brokerOutages'],
+  ['server_events_broker_disconnects_total', 'Times this server lost its broker connection (each followed by a reconnect, or by an outage still going on).', 'brokerOutages'],
   ['server_events_expired_subscriptions_total', 'Subscriptions removed for missing heartbeats.', 'expiredSubscriptions'],
   ['server_events_errors_total', 'Errors reported by hooks, broker payloads or housekeeping.', 'errors'],
 ];

@@ -13,6 +13,10 @@ import { httpDefaults, paths, type ChannelUser, type MiddlewareOptions } from '.
  * client goes away.
  */
 export async function openEventStream(ctx: Context, events: ServerEvents, options: MiddlewareOptions, limits: StreamLimits): Promise<void> {
+  if (events.isStopping) {
+    ctx.set('Retry-After', '1');
+    return sendError(ctx, 503, 'This server is shutting down; try another');
+  }
   const address = ctx.ip;
   if (!limits.admit(ctx, address)) return;
   const stream = { started: false, release: () => limits.release(address) };
@@ -30,11 +34,8 @@ async function openAdmitted(
   events: ServerEvents,
   options: MiddlewareOptions,
   stream: { started: boolean; release: () => void },
-): Promise<boolean> {
-  const refuse = (status: number, message: string) => {
-    sendError(ctx, status, message);
-    return false;
-  };
+): Promise<void> {
+  const refuse = (status: number, message: string) => sendError(ctx, status, message);
   const channels = [...new Set([...splitList(queryValue(ctx, 'channels')), ...splitList(queryValue(ctx, 'channel'))])];
   if (channels.length === 0) channels.push(UNKNOWN_CHANNEL);
   const problem = channels.map(channelNameProblem).find(Boolean);
@@ -58,6 +59,9 @@ async function openAdmitted(
   const lastEventId = readLastEventId(ctx);
   if (lastEventId === null) return refuse(400, 'Last-Event-ID must be a non-negative integer');
   const resumable = await findResumable(ctx, events, options, { identity, sessionId, channels, lastEventId });
+  // A resumed subscription keeps its own channels: they are asked about again, since access may have been taken away.
+  const keptForbidden = resumable && (await firstForbiddenChannel(options, user, resumable.channels, ctx));
+  if (keptForbidden) return refuse(403, `Not allowed to join channel '${keptForbidden}'`);
 
   let info: SubscriptionInfo;
   if (resumable) {
@@ -103,9 +107,13 @@ async function openAdmitted(
     idleTimeoutMs: String(events.idleTimeoutMs),
   };
   await options.onConnect?.(sub, connectArgs);
-  if (gone || ctx.req.destroyed) return false;
+  if (gone || ctx.req.destroyed) return;
 
-  if (resumable) await events.takeOver(resumable);
+  if (resumable) {
+    await events.takeOver(resumable);
+    // Gone while taking over: the record is left detached, and expires unless the client comes back.
+    if (gone || ctx.req.destroyed) return;
+  }
   startStream(ctx);
   stream.started = true;
   ctx.req.once('close', stream.release);
@@ -115,7 +123,6 @@ async function openAdmitted(
     events.streamClosed(sub);
   });
   await events.register(sub, connectArgs, { lastEventId, resumed: resumable !== undefined });
-  return true;
 }
 
 /** The first of `channels` that `authorizeChannel` refuses to `user`, if any. */
@@ -187,7 +194,6 @@ function startStream(ctx: Context): void {
   });
   ctx.res.flushHeaders();
 }
-
 
 /** Writes an SSE comment every `intervalMs` (none for 0), through the sink so that a stalled reader is noticed here too. */
 function startKeepAlive(sink: EventSink, intervalMs: number): NodeJS.Timeout | undefined {

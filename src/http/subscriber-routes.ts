@@ -40,6 +40,7 @@ export class SubscriberRoutes {
   /** `GET /event-subscribers?channels=a,b` and the `GetEventSubscribers` DTO: a JSON array of meta maps. */
   subscribers = async (ctx: Context): Promise<void> => {
     const channels = [...listField(ctx, 'channels'), ...listField(ctx, 'channel')];
+    if (!(await this.mayList(ctx, channels))) return;
     ctx.body = channels.length > 0 ? await this.events.getSubscriptionsDetails(channels) : await this.events.getAllSubscriptionsDetails();
   };
 
@@ -63,6 +64,33 @@ export class SubscriberRoutes {
     }
     ctx.body = {};
   };
+
+  /**
+   * Who is in a channel is no more public than the channel: with
+   * `limitToAuthenticatedUsers` a listing needs a user (401), and with
+   * `authorizeChannel` it must name its channels and the user must be
+   * allowed to join each (403). Answers the refusal and returns false.
+   */
+  private async mayList(ctx: Context, channels: string[]): Promise<boolean> {
+    const { limitToAuthenticatedUsers, authorizeChannel, authenticate } = this.options;
+    if (!limitToAuthenticatedUsers && !authorizeChannel) return true;
+    const identity = (await authenticate?.(ctx)) ?? {};
+    const isAuthenticated = identity.isAuthenticated ?? identity.userId !== undefined;
+    if (limitToAuthenticatedUsers && !isAuthenticated) {
+      sendError(ctx, 401, 'Auth Required');
+      return false;
+    }
+    if (!authorizeChannel) return true;
+    if (channels.length === 0) {
+      sendError(ctx, 403, 'Name the channels to list');
+      return false;
+    }
+    const user = { userId: identity.userId, userName: identity.userName, isAuthenticated, sessionId: identity.sessionId ?? ctx.cookies.get(sessionCookie) };
+    const forbidden = await firstForbiddenChannel(this.options, user, channels, ctx);
+    if (forbidden === undefined) return true;
+    sendError(ctx, 403, `Not allowed to list channel '${forbidden}'`);
+    return false;
+  }
 
   /** The record of `id` when it exists and the caller may act on it; otherwise answers 404/403, as ServiceStack. */
   private async findOwned(ctx: Context, id: string | undefined, forbidden: string): Promise<SubscriptionInfo | undefined> {
