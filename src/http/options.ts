@@ -55,7 +55,9 @@ export interface MiddlewareOptions {
    * proxies and load balancers that close idle connections (nginx's 60 s
    * `proxy_read_timeout`, AWS ALB's 60 s, Cloudflare's 100 s) see traffic
    * even when nothing happens and the client sends no heartbeats. EventSource
-   * and ServiceStack's clients ignore comments. `0` turns it off. Default 15,000 ms.
+   * (so ss-utils.js and `@servicestack/client`) and this package's client
+   * ignore comments, as the SSE format says; ServiceStack's C# client is not
+   * tested here. `0` turns them off. Default 15,000 ms.
    */
   keepAliveIntervalMs?: number;
   /** Open event streams this server accepts; past it a new one gets 503 with Retry-After. Default 20,000. */
