@@ -2,10 +2,12 @@
  * `npm run soak`: three servers over one Redis for ten minutes (by default),
  * with clients coming and going, clients moving between channels, and a
  * steady publisher. At the end every client leaves, and the run prints each
- * server's heap (after a full collection) before any client came, halfway
- * and after they all left, what the steady clients received against what
- * was published, and how many presence records are left in Redis. Exits 1 if a steady client missed anything, a
- * record is left, or a heap grew (more than 20% plus 5 MiB).
+ * server's heap (after a full collection) before any client came, at every
+ * tenth of the run and after they all left, what the steady clients received
+ * against what was published, and how many presence records are left in
+ * Redis. Exits 1 if a steady client missed anything, a record is left, or a
+ * heap grew from the first tenth to the last (more than 20% plus 5 MiB: the
+ * first tenth is warm and holds the same number of clients as the last).
  */
 import http from 'node:http';
 import { parseArgs } from 'node:util';
@@ -145,11 +147,12 @@ async function main(): Promise<void> {
     const started = Date.now();
     let done = false;
     void publishing.finally(() => (done = true));
-    let heapMidway: Awaited<ReturnType<typeof cluster.ask<'memory'>>>[] | undefined;
+    // Heap samples at each tenth of the run: a leak shows as a trend, warm-up as a step at the start.
+    const samples: number[][] = [];
     while (!done) {
       await sleep(1_000);
-      if (!heapMidway && Date.now() - started > (seconds * 1000) / 2) {
-        heapMidway = await Promise.all(cluster.ports.map((_, i) => cluster.ask<'memory'>(i, { type: 'memory' })));
+      if (Date.now() - started >= ((samples.length + 1) * seconds * 1000) / 10) {
+        samples.push((await Promise.all(cluster.ports.map((_, i) => cluster.ask<'memory'>(i, { type: 'memory' })))).map((m) => m.heapUsed));
       }
       // Each second a twentieth of the churners leave (half unregister, half just drop) and as many arrive.
       for (let i = 0; i < Math.ceil(options.churners / 20); i++) {
@@ -188,15 +191,19 @@ async function main(): Promise<void> {
     const expected = count * options.steady;
     const duplicates = steady.reduce((sum, s) => sum + s.duplicates(), 0);
     const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
-    const grew = heapAtEnd.map((end, i) => end.heapUsed > heapAtStart[i]!.heapUsed * 1.2 + 5 * 2 ** 20);
+    const first = samples[0] ?? heapAtStart.map((m) => m.heapUsed);
+    const last = samples.at(-1) ?? first;
+    const grew = last.map((heap, i) => heap > first[i]! * 1.2 + 5 * 2 ** 20);
     console.log(`# server-events soak: ${options.minutes} min, 3 servers over Redis\n`);
     console.log(`${connections} connections in all (${options.steady} steady, ${options.churners} churning at a time), ${moves} channel moves, ${count} ticks at ${options.rate}/s\n`);
-    console.log('Heap after a full collection: before any client, halfway (clients connected), and after every client left.\n');
-    console.log('| server | heap before | heap halfway | heap after | RSS after |');
-    console.log('| --- | ---: | ---: | ---: | ---: |');
-    heapAtEnd.forEach((end, i) =>
-      console.log(`| ${i + 1} | ${mib(heapAtStart[i]!.heapUsed)} | ${heapMidway ? mib(heapMidway[i]!.heapUsed) : '–'} | ${mib(end.heapUsed)} | ${mib(end.rss)} |`),
-    );
+    console.log('Heap after a full collection: before any client, at the first, fifth and last tenth of the run (clients connected), and after every client left.\n');
+    console.log('| server | before | 1/10 | 5/10 | 10/10 | after all left | RSS after |');
+    console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+    heapAtEnd.forEach((end, i) => {
+      const at = (tenth: number) => (samples[tenth - 1] ? mib(samples[tenth - 1]![i]!) : '–');
+      console.log(`| ${i + 1} | ${mib(heapAtStart[i]!.heapUsed)} | ${at(1)} | ${at(5)} | ${at(10)} | ${mib(end.heapUsed)} | ${mib(end.rss)} |`);
+    });
+    console.log(`\nserver 1, every tenth: ${samples.map((tenth) => mib(tenth[0]!)).join(', ')}`);
     console.log(`\nsteady clients: ${delivered.toLocaleString('en-US')} / ${expected.toLocaleString('en-US')} delivered, ${duplicates} duplicates; ${published.failed} publishes failed`);
     console.log(`presence records left in Redis: ${recordsLeft}`);
 
@@ -205,7 +212,7 @@ async function main(): Promise<void> {
       duplicates > 0 && `${duplicates} duplicates`,
       published.failed > 0 && `${published.failed} publishes failed (${published.firstError})`,
       recordsLeft > 0 && `${recordsLeft} presence records left`,
-      grew.some(Boolean) && `heap grew on server ${grew.map((g, i) => (g ? i + 1 : 0)).filter(Boolean).join(', ')}`,
+      grew.some(Boolean) && `heap grew from the first tenth to the last on server ${grew.map((g, i) => (g ? i + 1 : 0)).filter(Boolean).join(', ')}`,
     ].filter(Boolean);
     for (const problem of problems) console.error(`soak: ${problem}`);
     if (problems.length > 0) process.exitCode = 1;
