@@ -200,6 +200,8 @@ export class ServerEvents {
       throw error;
     }
     if (sub.isClosed) {
+      // The client left while this was under way (and may have been detached meanwhile): undo all of it.
+      await this.dropLocal(sub);
       await this.unregister(sub.id);
       return;
     }
@@ -281,11 +283,13 @@ export class ServerEvents {
 
   /** Forgets a stream of this server; `unsubscribed` is false when the subscription lives on (detached or resumed). */
   private async dropLocal(sub: EventSubscription, unsubscribed = true): Promise<void> {
-    if (!this.isLocal(sub)) return;
-    this.local.delete(sub.id);
+    const wasLocal = this.isLocal(sub);
+    if (wasLocal) this.local.delete(sub.id);
     sub.close();
+    // Also when it is no longer local: a registration that raced its client's departure may have added it to
+    // the router after it was dropped, and there it would be held, collecting every event, for ever.
     await this.router.remove(sub, topicsOf(sub.info));
-    if (unsubscribed) await this.runHook(this.options.onUnsubscribe, sub);
+    if (wasLocal && unsubscribed) await this.runHook(this.options.onUnsubscribe, sub);
   }
 
   /**
