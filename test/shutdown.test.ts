@@ -66,3 +66,22 @@ test('once stop() has begun, a new stream is refused with 503 so that none is le
   t.is(refused.statusText, 'This server is shutting down; try another');
   await stopping;
 });
+
+withRedis('SIGTERM with the broker gone still ends the process within the shutdown bound', async (t) => {
+  const redis = await startRedis(binary!);
+  t.teardown(() => redis.dispose());
+  const server = await startServerProcess('redis', redis.url, 'brokerless');
+  t.teardown(() => server.kill());
+  const stream = await SseStream.open(`${server.url}/event-stream?channels=home`);
+  t.teardown(() => stream.close());
+  await stream.connected();
+  await redis.kill();
+
+  const exited = new Promise<number | null>((resolve) => server.child.once('exit', (code) => resolve(code)));
+  const sentAt = Date.now();
+  server.child.kill('SIGTERM');
+  const code = await exited;
+  t.log(`exited with ${code} after ${Date.now() - sentAt} ms`);
+  t.true(code === 0 || code === 1, `a normal exit, not a crash (${code})`);
+  await stream.closed();
+});
