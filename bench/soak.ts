@@ -2,12 +2,15 @@
  * `npm run soak`: three servers over one Redis for ten minutes (by default),
  * with clients coming and going, clients moving between channels, and a
  * steady publisher. At the end every client leaves, and the run prints each
- * server's heap (after a full collection) before any client came, at every
- * tenth of the run and after they all left, what the steady clients received
- * against what was published, and how many presence records are left in
- * Redis. Exits 1 if a steady client missed anything, a record is left, or a
- * heap grew from the first tenth to the last (more than 20% plus 5 MiB: the
- * first tenth is warm and holds the same number of clients as the last).
+ * server's heap (after a full collection) before any client came, at a
+ * tenth, half and all of the run (and server 1's at every tenth) and after
+ * they all left, what the steady clients received against what was
+ * published, what each server still holds, and how many presence records are
+ * left in Redis. Exits 1 if a steady client missed or doubled anything, a
+ * server still holds a subscription or a broker topic, a record is left, or
+ * a heap grew: from the first tenth (warm, with as many clients) to the last
+ * by more than 10% plus 2 MiB, or after all left by more than 2 MiB over the
+ * first tenth.
  */
 import http from 'node:http';
 import { parseArgs } from 'node:util';
@@ -33,6 +36,17 @@ interface Options {
   steady: number;
   churners: number;
   rate: number;
+}
+
+/** `promise`, or an error saying `what` after `ms`. */
+async function within<T>(ms: number, promise: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} within ${ms / 1000} s`)), ms)));
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function fail(message: string): never {
@@ -95,8 +109,8 @@ function politeChurner(url: string): Churner {
     leave: () => client.stop(),
     moveRoom: async () => {
       const next = (room + 1 + Math.floor(Math.random() * 9)) % 10;
-      await client.updateSubscriber([`room-${next}`], [`room-${room}`]).catch(() => {});
-      room = next;
+      // A client still connecting (or just gone) cannot move; it tries again on its next turn.
+      if (await client.updateSubscriber([`room-${next}`], [`room-${room}`]).then(() => true, () => false)) room = next;
     },
   };
 }
@@ -135,7 +149,7 @@ async function main(): Promise<void> {
   try {
     const heapAtStart = await Promise.all(cluster.ports.map((_, i) => cluster.ask<'memory'>(i, { type: 'memory' })));
     const steady = Array.from({ length: options.steady }, (_, i) => steadyClient([...urls.slice(i % 3), ...urls.slice(0, i % 3)]));
-    await Promise.all(steady.map((s) => s.client.connect()));
+    await within(30_000, Promise.all(steady.map((s) => s.client.connect())), 'the steady clients did not connect');
     const churners: Churner[] = Array.from({ length: options.churners }, (_, i) => (i % 2 ? politeChurner : rudeChurner)(urls[i % 3]!));
     await sleep(2_000);
 
@@ -146,7 +160,11 @@ async function main(): Promise<void> {
     let moves = 0;
     const started = Date.now();
     let done = false;
-    void publishing.finally(() => (done = true));
+    // Settled either way; a failure surfaces at the await below, and the finally stops everything.
+    void publishing.then(
+      () => (done = true),
+      () => (done = true),
+    );
     // Heap samples at each tenth of the run: a leak shows as a trend, warm-up as a step at the start.
     const samples: number[][] = [];
     while (!done) {
@@ -173,15 +191,17 @@ async function main(): Promise<void> {
       progress('soak', `${elapsed}/${seconds} s, ${connections} connections, ${moves} channel moves`);
     }
     const published = await publishing;
+    if (samples.length < 10) samples.push((await Promise.all(cluster.ports.map((_, i) => cluster.ask<'memory'>(i, { type: 'memory' })))).map((m) => m.heapUsed));
     progress('soak', 'publishing done; waiting for the last deliveries');
     const deadline = Date.now() + 10_000;
     while (steady.some((s) => s.seen.size < count) && Date.now() < deadline) await sleep(200);
 
     progress('soak', 'every client leaves');
-    await Promise.all([...churners.map((c) => c.leave()), ...steady.map((s) => s.client.stop())]);
+    await within(30_000, Promise.all([...churners.map((c) => c.leave()), ...steady.map((s) => s.client.stop())]), 'the clients did not leave');
     // Dropped (not unregistered) subscriptions are detached, then expire: give them the idle timeout and two sweeps.
     await sleep(IDLE_TIMEOUT_MS + 2 * HOUSEKEEPING_MS + 1_000);
     const heapAtEnd = await Promise.all(cluster.ports.map((_, i) => cluster.ask<'memory'>(i, { type: 'memory' })));
+    const held = await Promise.all(cluster.ports.map((_, i) => cluster.ask<'stats'>(i, { type: 'stats' })));
     const probe = new Redis(redis.url);
     const recordsLeft = await probe.hlen(`${prefix}:presence:records`);
     probe.disconnect();
@@ -193,7 +213,8 @@ async function main(): Promise<void> {
     const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
     const first = samples[0] ?? heapAtStart.map((m) => m.heapUsed);
     const last = samples.at(-1) ?? first;
-    const grew = last.map((heap, i) => heap > first[i]! * 1.2 + 5 * 2 ** 20);
+    const MiB = 2 ** 20;
+    const grew = last.map((heap, i) => heap > first[i]! * 1.1 + 2 * MiB || heapAtEnd[i]!.heapUsed > first[i]! + 2 * MiB);
     console.log(`# server-events soak: ${options.minutes} min, 3 servers over Redis\n`);
     console.log(`${connections} connections in all (${options.steady} steady, ${options.churners} churning at a time), ${moves} channel moves, ${count} ticks at ${options.rate}/s\n`);
     console.log('Heap after a full collection: before any client, at the first, fifth and last tenth of the run (clients connected), and after every client left.\n');
@@ -206,13 +227,15 @@ async function main(): Promise<void> {
     console.log(`\nserver 1, every tenth: ${samples.map((tenth) => mib(tenth[0]!)).join(', ')}`);
     console.log(`\nsteady clients: ${delivered.toLocaleString('en-US')} / ${expected.toLocaleString('en-US')} delivered, ${duplicates} duplicates; ${published.failed} publishes failed`);
     console.log(`presence records left in Redis: ${recordsLeft}`);
+    console.log(`held by the servers after all left: ${held.map((h, i) => `server ${i + 1}: ${h.localSubscriptions} subscriptions, ${h.brokerTopics} broker topics`).join('; ')}`);
 
     const problems = [
       delivered < expected && `${expected - delivered} deliveries to steady clients missing`,
       duplicates > 0 && `${duplicates} duplicates`,
       published.failed > 0 && `${published.failed} publishes failed (${published.firstError})`,
       recordsLeft > 0 && `${recordsLeft} presence records left`,
-      grew.some(Boolean) && `heap grew from the first tenth to the last on server ${grew.map((g, i) => (g ? i + 1 : 0)).filter(Boolean).join(', ')}`,
+      held.some((h) => h.localSubscriptions !== 0 || h.brokerTopics !== 0) && 'a server still holds subscriptions or broker topics',
+      grew.some(Boolean) && `heap grew on server ${grew.map((g, i) => (g ? i + 1 : 0)).filter(Boolean).join(', ')}`,
     ].filter(Boolean);
     for (const problem of problems) console.error(`soak: ${problem}`);
     if (problems.length > 0) process.exitCode = 1;

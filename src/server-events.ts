@@ -188,26 +188,24 @@ export class ServerEvents {
     sub.beforeWrite = (frame) => this.beforeWrite(sub, frame);
     // Live events wait until the replay before them is written.
     sub.hold();
-    // Read before subscribing: every event published after this arrives live.
-    const head = history && resume.lastEventId === undefined ? await history.head() : undefined;
+    let head: number | undefined;
+    let missed: Missed = { entries: [] };
+    let abandoned = false;
     try {
+      // Read before subscribing: every event published after this arrives live.
+      head = history && resume.lastEventId === undefined ? await history.head() : undefined;
       await this.broker.presence.put(sub.id, JSON.stringify(sub.info), this.idleTimeoutMs);
       await this.router.add(sub, topicsOf(sub.info));
+      abandoned = sub.isClosed;
+      if (!abandoned && resume.lastEventId !== undefined) missed = await readMissed(history, sub, new Set(topicsOf(sub.info)), resume.lastEventId);
     } catch (error) {
       // Without the broker the subscription cannot work: end the stream so the client retries.
       await this.dropLocal(sub).catch(() => {});
       await this.broker.presence.remove(sub.id).catch(() => {});
       throw error;
     }
-    if (sub.isClosed) {
-      // The client left while this was under way (and may have been detached meanwhile): undo all of it.
-      await this.dropLocal(sub);
-      await this.unregister(sub.id);
-      return;
-    }
-    let missed: Missed = { entries: [] };
+    if (abandoned) return this.abandon(sub, resume.resumed === true);
     if (resume.lastEventId !== undefined) {
-      missed = await readMissed(history, sub, new Set(topicsOf(sub.info)), resume.lastEventId);
       // Channel events are replayed, but what was sent to the old subscription or user id cannot be.
       if (!resume.resumed) missed.gap ??= 'a new subscription: events sent to the previous one cannot be replayed';
     } else {
@@ -221,6 +219,21 @@ export class ServerEvents {
     this.lifecycle(resume.resumed ? 'resumed' : 'opened', sub.info, { lastEventId: resume.lastEventId, replayed: missed.entries.length, gap: missed.gap });
     await this.runHook(this.options.onSubscribe, sub);
     if (this.notifyChannelOfSubscriptions && !resume.resumed) await this.notifyChannels(sub.channels, 'cmd.onJoin', sub.metaJson);
+  }
+
+  /**
+   * The client left while its registration was under way: forget the stream
+   * here. A new subscription's record goes too, if it still names this
+   * stream (its client never learned the id). A resumed one stays, detached
+   * by the close, for the client to resume again; and a newer stream (the
+   * client resuming at once) keeps what is its own.
+   */
+  private async abandon(sub: EventSubscription, resumed: boolean): Promise<void> {
+    await this.dropLocal(sub);
+    if (resumed) return;
+    const record = await this.broker.presence.get(sub.id);
+    if (record === undefined) return;
+    if ((JSON.parse(record) as SubscriptionInfo).connectionId === sub.info.connectionId) await this.unregister(sub.id);
   }
 
   /**

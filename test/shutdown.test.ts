@@ -82,6 +82,6 @@ withRedis('SIGTERM with the broker gone still ends the process within the shutdo
   server.child.kill('SIGTERM');
   const code = await exited;
   t.log(`exited with ${code} after ${Date.now() - sentAt} ms`);
-  t.true(code === 0 || code === 1, `a normal exit, not a crash (${code})`);
+  t.is(code, 0, 'it finished its shutdown, rather than being cut off by the 10 s bound (exit 1)');
   await stream.closed();
 });

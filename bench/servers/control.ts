@@ -19,12 +19,14 @@ export interface Tick {
 
 export type Command =
   | { type: 'publish'; from: number; count: number; rate: number; padBytes: number }
-  | { type: 'memory' };
+  | { type: 'memory' }
+  | { type: 'stats' };
 
 export type Reply =
   | { type: 'ready'; port: number }
   | { type: 'published'; failed: number; firstError?: string; elapsedMs: number }
-  | { type: 'memory'; rss: number; heapUsed: number };
+  | { type: 'memory'; rss: number; heapUsed: number }
+  | { type: 'stats'; localSubscriptions: number; brokerTopics: number };
 
 export const now = (): number => performance.timeOrigin + performance.now();
 
@@ -67,12 +69,18 @@ function memory(): Reply {
   return { type: 'memory', rss: usage.rss, heapUsed: usage.heapUsed };
 }
 
+/** What a server-events server can say about itself (the others cannot answer `stats`). */
+export type StatsSource = () => { localSubscriptions: number; brokerTopics: number };
+
 /** Answers the runner's commands for a server whose publish call is `publish`. */
-export function serveCommands(port: number, publish: (tick: Tick) => unknown): void {
+export function serveCommands(port: number, publish: (tick: Tick) => unknown, stats?: StatsSource): void {
   const send = (reply: Reply) => process.send?.(reply);
   process.on('message', (command: Command) => {
     if (command.type === 'memory') send(memory());
-    else void publishPaced(publish, command).then(send);
+    else if (command.type === 'stats') {
+      const { localSubscriptions, brokerTopics } = stats?.() ?? { localSubscriptions: -1, brokerTopics: -1 };
+      send({ type: 'stats', localSubscriptions, brokerTopics });
+    } else void publishPaced(publish, command).then(send);
   });
   // The runner's death must not leave servers behind.
   process.on('disconnect', () => process.exit(0));

@@ -23,5 +23,5 @@ const server = app.listen(0, '127.0.0.1', () => {
   serveCommands(portOf(server), async (tick) => {
     await events.notifyChannel('steady', 'cmd.tick', tick);
     await events.notifyChannel(`room-${tick.seq % 10}`, 'cmd.tick', tick);
-  });
+  }, () => events.stats());
 });
