@@ -81,6 +81,11 @@ export class Cluster {
     });
   }
 
+  /** Asks every server the same and collects the replies, in server order. */
+  askAll<T extends Reply['type']>(command: Command): Promise<Array<Extract<Reply, { type: T }>>> {
+    return Promise.all(this.children.map((_, index) => this.ask<T>(index, command)));
+  }
+
   stop(): Promise<void> {
     return stopAll(this.children);
   }

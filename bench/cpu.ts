@@ -31,3 +31,8 @@ export function totalCpuSeconds(pids: Array<number | undefined>): number | undef
   const each = pids.map(processCpuSeconds).filter((value): value is number => value !== undefined);
   return each.length ? each.reduce((a, b) => a + b, 0) : undefined;
 }
+
+/** Cores busy on average between two readings `seconds` apart (undefined if either could not be read). */
+export function coresUsed(before: number | undefined, after: number | undefined, seconds: number): number | undefined {
+  return before === undefined || after === undefined ? undefined : (after - before) / seconds;
+}

@@ -147,7 +147,7 @@ async function main(): Promise<void> {
   const urls = cluster.ports.map((port) => `http://127.0.0.1:${port}`);
 
   try {
-    const heapAtStart = await Promise.all(cluster.ports.map((_, i) => cluster.ask<'memory'>(i, { type: 'memory' })));
+    const heapAtStart = await cluster.askAll<'memory'>({ type: 'memory' });
     const steady = Array.from({ length: options.steady }, (_, i) => steadyClient([...urls.slice(i % 3), ...urls.slice(0, i % 3)]));
     await within(30_000, Promise.all(steady.map((s) => s.client.connect())), 'the steady clients did not connect');
     const churners: Churner[] = Array.from({ length: options.churners }, (_, i) => (i % 2 ? politeChurner : rudeChurner)(urls[i % 3]!));
@@ -170,7 +170,7 @@ async function main(): Promise<void> {
     while (!done) {
       await sleep(1_000);
       if (Date.now() - started >= ((samples.length + 1) * seconds * 1000) / 10) {
-        samples.push((await Promise.all(cluster.ports.map((_, i) => cluster.ask<'memory'>(i, { type: 'memory' })))).map((m) => m.heapUsed));
+        samples.push((await cluster.askAll<'memory'>({ type: 'memory' })).map((m) => m.heapUsed));
       }
       // Each second a twentieth of the churners leave (half unregister, half just drop) and as many arrive.
       for (let i = 0; i < Math.ceil(options.churners / 20); i++) {
@@ -191,7 +191,7 @@ async function main(): Promise<void> {
       progress('soak', `${elapsed}/${seconds} s, ${connections} connections, ${moves} channel moves`);
     }
     const published = await publishing;
-    if (samples.length < 10) samples.push((await Promise.all(cluster.ports.map((_, i) => cluster.ask<'memory'>(i, { type: 'memory' })))).map((m) => m.heapUsed));
+    if (samples.length < 10) samples.push((await cluster.askAll<'memory'>({ type: 'memory' })).map((m) => m.heapUsed));
     progress('soak', 'publishing done; waiting for the last deliveries');
     const deadline = Date.now() + 10_000;
     while (steady.some((s) => s.seen.size < count) && Date.now() < deadline) await sleep(200);
@@ -200,8 +200,8 @@ async function main(): Promise<void> {
     await within(30_000, Promise.all([...churners.map((c) => c.leave()), ...steady.map((s) => s.client.stop())]), 'the clients did not leave');
     // Dropped (not unregistered) subscriptions are detached, then expire: give them the idle timeout and two sweeps.
     await sleep(IDLE_TIMEOUT_MS + 2 * HOUSEKEEPING_MS + 1_000);
-    const heapAtEnd = await Promise.all(cluster.ports.map((_, i) => cluster.ask<'memory'>(i, { type: 'memory' })));
-    const held = await Promise.all(cluster.ports.map((_, i) => cluster.ask<'stats'>(i, { type: 'stats' })));
+    const heapAtEnd = await cluster.askAll<'memory'>({ type: 'memory' });
+    const held = await cluster.askAll<'stats'>({ type: 'stats' });
     const probe = new Redis(redis.url);
     const recordsLeft = await probe.hlen(`${prefix}:presence:records`);
     probe.disconnect();

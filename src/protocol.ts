@@ -93,9 +93,14 @@ function parseBody(json: string): unknown {
 export function channelNameProblem(channel: string): string | undefined {
   if (channel.length === 0) return 'channel name is empty';
   if (channel.length > MAX_CHANNEL_NAME_LENGTH) return `channel name is longer than ${MAX_CHANNEL_NAME_LENGTH} characters`;
-  if (/[\u0000-\u001f\u007f]/.test(channel)) return 'channel name contains a control character';
+  if (hasControlCharacter(channel)) return 'channel name contains a control character';
   if (/[@,]/.test(channel)) return `channel name '${channel}' may not contain '@' or ','`;
   return undefined;
+}
+
+/** True when `text` holds a C0 control character or DEL: never allowed in names that reach the wire. */
+export function hasControlCharacter(text: string): boolean {
+  return /[\u0000-\u001f\u007f]/.test(text);
 }
 
 /** The longest channel name, in UTF-16 code units (what JavaScript's `length` counts). */

@@ -4,7 +4,7 @@
  * and how fast the server accepts them.
  */
 import { Cluster } from '../cluster.js';
-import { ownCpuSeconds, totalCpuSeconds } from '../cpu.js';
+import { coresUsed, ownCpuSeconds, totalCpuSeconds } from '../cpu.js';
 import { LoadGenerator } from '../load/generator.js';
 import { progress } from '../progress.js';
 import type { BrokerUrls, System } from '../systems.js';
@@ -51,8 +51,7 @@ export async function runCapacity(system: System, settings: CapacitySettings, ph
       rss: after.rss,
       cpu: {
         generator: (cpuAfter.generator - cpuBefore.generator) / connectSeconds,
-        servers:
-          cpuAfter.servers === undefined || cpuBefore.servers === undefined ? undefined : (cpuAfter.servers - cpuBefore.servers) / connectSeconds,
+        servers: coresUsed(cpuBefore.servers, cpuAfter.servers, connectSeconds),
       },
     };
   } finally {

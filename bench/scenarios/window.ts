@@ -6,7 +6,7 @@
 import type { RecordableHistogram } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Cluster } from '../cluster.js';
-import { ownCpuSeconds, processCpuSeconds, totalCpuSeconds } from '../cpu.js';
+import { coresUsed, ownCpuSeconds, processCpuSeconds, totalCpuSeconds } from '../cpu.js';
 import type { LoadGenerator } from '../load/generator.js';
 import { progress } from '../progress.js';
 
@@ -110,18 +110,14 @@ export async function measureWindow(
     latency: percentiles(latencies),
     cpu: {
       generator: (cpuAfter.generator - cpuBefore.generator) / seconds,
-      servers: difference(cpuAfter.servers, cpuBefore.servers, seconds),
-      broker: difference(cpuAfter.broker, cpuBefore.broker, seconds),
+      servers: coresUsed(cpuBefore.servers, cpuAfter.servers, seconds),
+      broker: coresUsed(cpuBefore.broker, cpuAfter.broker, seconds),
     },
   };
 }
 
 function cpuNow(cluster: Cluster, brokerPid: number | undefined) {
   return { generator: ownCpuSeconds(), servers: totalCpuSeconds(cluster.pids), broker: processCpuSeconds(brokerPid) };
-}
-
-function difference(after: number | undefined, before: number | undefined, seconds: number): number | undefined {
-  return after === undefined || before === undefined ? undefined : (after - before) / seconds;
 }
 
 /** The histogram holds microseconds; the report speaks milliseconds. */

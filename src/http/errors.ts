@@ -17,8 +17,10 @@ const errorCodes: Record<number, string> = {
  * clients read) and ServiceStack's error body:
  * `{"responseStatus":{"errorCode":"NotFound","message":"..."}}`.
  */
-export function sendError(ctx: Context, status: number, message: string): void {
+export function sendError(ctx: Context, status: number, message: string, retryAfterSeconds?: number): void {
   ctx.status = status;
+  // For refusals that pass (a full server, a missing broker): when the client may try again.
+  if (retryAfterSeconds !== undefined) ctx.set('Retry-After', String(retryAfterSeconds));
   // A reason phrase must be printable ASCII; ids and names from the request may not be.
   ctx.message = message.replace(/[^\x20-\x7e]/g, '?').slice(0, 200);
   ctx.body = { responseStatus: { errorCode: errorCodes[status] ?? String(status), message } };

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Context } from 'koa';
+import { hasControlCharacter } from '../protocol.js';
 
 /** Who opened a stream, as returned by the `authenticate` hook. Every field is optional. */
 export interface Identity {
@@ -65,7 +66,7 @@ export function identityProblem(identity: Identity): string | undefined {
     if (typeof value !== 'string') return `${key} must be a string`;
     const limit = key === 'profileUrl' ? 4 * MAX_IDENTITY_FIELD_LENGTH : MAX_IDENTITY_FIELD_LENGTH;
     if (value.length > limit) return `${key} is longer than ${limit} characters`;
-    if (/[\u0000-\u001f\u007f]/.test(value)) return `${key} contains a control character`;
+    if (hasControlCharacter(value)) return `${key} contains a control character`;
   }
   return undefined;
 }

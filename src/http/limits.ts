@@ -19,14 +19,12 @@ export class StreamLimits {
   /** Takes a place for a stream from `address`, or answers the refusal and returns false. */
   admit(ctx: Context, address: string): boolean {
     if (this.total >= this.maxStreams) {
-      ctx.set('Retry-After', '5');
-      sendError(ctx, 503, `This server holds its limit of ${this.maxStreams} streams; try again or another server`);
+      sendError(ctx, 503, `This server holds its limit of ${this.maxStreams} streams; try again or another server`, 5);
       return false;
     }
     const mine = this.perAddress.get(address) ?? 0;
     if (mine >= this.maxStreamsPerAddress) {
-      ctx.set('Retry-After', '5');
-      sendError(ctx, 429, `Too many streams from one address (at most ${this.maxStreamsPerAddress})`);
+      sendError(ctx, 429, `Too many streams from one address (at most ${this.maxStreamsPerAddress})`, 5);
       return false;
     }
     this.total++;

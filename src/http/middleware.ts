@@ -65,8 +65,7 @@ function answerErrors(events: ServerEvents): Middleware {
       }
       if (!events.brokerAvailable) {
         // Not a fault of this request or this server: the broker is away, and the client should retry.
-        ctx.set('Retry-After', '2');
-        return sendError(ctx, 503, 'The broker is unavailable; try again shortly');
+        return sendError(ctx, 503, 'The broker is unavailable; try again shortly', 2);
       }
       events.reportError(error);
       sendError(ctx, 500, 'Internal Server Error');

@@ -13,10 +13,7 @@ import { httpDefaults, paths, type ChannelUser, type MiddlewareOptions } from '.
  * client goes away.
  */
 export async function openEventStream(ctx: Context, events: ServerEvents, options: MiddlewareOptions, limits: StreamLimits): Promise<void> {
-  if (events.isStopping) {
-    ctx.set('Retry-After', '1');
-    return sendError(ctx, 503, 'This server is shutting down; try another');
-  }
+  if (events.isStopping) return sendError(ctx, 503, 'This server is shutting down; try another', 1);
   const address = ctx.ip;
   if (!limits.admit(ctx, address)) return;
   const stream = { started: false, release: () => limits.release(address) };
