@@ -42,7 +42,8 @@ export function findBinary(name: string): string | undefined {
   return undefined;
 }
 
-function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
+/** Resolves once something accepts connections on `port` (127.0.0.1), or rejects after `timeoutMs`. */
+export function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   return new Promise((resolve, reject) => {
     const attempt = () => {

@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import Koa from 'koa';
 import { brokerFromEnv, ConfigError } from './broker-from-env.js';
+import { parseOrigins } from './http/cors.js';
 import { ignoreClientDisconnects } from './http/disconnects.js';
 import { serverEventsMiddleware } from './http/middleware.js';
 import { serverEventsMetrics } from './http/metrics.js';
@@ -9,10 +10,12 @@ import { shutdownOnSignals } from './http/shutdown.js';
 import { createLogger } from './logging.js';
 import { ServerEvents } from './server-events.js';
 
-const usage = `Usage: server-events [--port 1337] [--prefix /path] [--metrics]
+const usage = `Usage: server-events [--port 1337] [--prefix /path] [--metrics] [--cors origin,...]
 
 Runs a standalone Server Events server (ServiceStack's HTTP routes).
 The broker comes from the environment: BROKER=memory|redis|nats, REDIS_URL, NATS_URL.
+--cors (or CORS_ORIGINS) lets pages on those origins use the routes, with credentials,
+e.g. --cors https://app.example.com,http://localhost:8080.
 LOG_LEVEL (default info; debug logs every subscription's lifecycle).
 GET /stats shows this server's counters; --metrics serves Prometheus metrics at /metrics.
 SIGTERM closes the streams and leaves the cluster before exiting.`;
@@ -24,6 +27,7 @@ async function main(argv: string[]): Promise<void> {
       port: { type: 'string', default: process.env.PORT ?? '1337' },
       prefix: { type: 'string', default: '' },
       metrics: { type: 'boolean', default: false },
+      cors: { type: 'string', default: process.env.CORS_ORIGINS || undefined },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -35,13 +39,22 @@ async function main(argv: string[]): Promise<void> {
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`--port must be a number from 0 to 65535, not '${values.port}'`);
 
+  let origins: string[] | undefined;
+  if (values.cors !== undefined) {
+    try {
+      origins = parseOrigins(values.cors);
+    } catch (error) {
+      throw new ConfigError(`--cors: ${(error as Error).message}`);
+    }
+  }
+
   const logger = createLogger();
   const events = new ServerEvents({ broker: brokerFromEnv(), logger });
   await events.start();
   const app = new Koa();
   ignoreClientDisconnects(app);
   if (values.metrics) app.use(serverEventsMetrics(events).middleware);
-  app.use(serverEventsMiddleware(events, { prefix: values.prefix || undefined }));
+  app.use(serverEventsMiddleware(events, { prefix: values.prefix || undefined, cors: origins && { origins } }));
   app.use(async (ctx, next) => {
     if (ctx.path !== '/stats') return next();
     ctx.body = events.stats();

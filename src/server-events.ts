@@ -381,6 +381,7 @@ export class ServerEvents {
 
   private acceptPulse(sub: EventSubscription): void {
     sub.lastPulseAt = Date.now();
+    sub.heartbeats++;
     sub.send('cmd.onHeartbeat', sub.metaJson);
   }
 

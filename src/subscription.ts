@@ -92,6 +92,8 @@ export class EventSubscription {
   /** Extra key/values added to `cmd.onConnect` only (not to the public meta). */
   readonly connectArgs: Record<string, string> = {};
   lastPulseAt = Date.now();
+  /** Heartbeats this stream's client has sent: clients that send them are ServiceStack-style clients. */
+  heartbeats = 0;
   /** The id of the last frame written. */
   lastEventId = 0;
   /** Numbers frames itself, for brokers without history. Set by `ServerEvents.register`. */

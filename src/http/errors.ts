@@ -14,15 +14,16 @@ const errorCodes: Record<number, string> = {
 
 /**
  * Answers with a status, the message as the reason phrase (which ServiceStack
- * clients read) and ServiceStack's error body:
+ * clients read; HTTP/1.x only) and ServiceStack's error body:
  * `{"responseStatus":{"errorCode":"NotFound","message":"..."}}`.
  */
 export function sendError(ctx: Context, status: number, message: string, retryAfterSeconds?: number): void {
   ctx.status = status;
   // For refusals that pass (a full server, a missing broker): when the client may try again.
   if (retryAfterSeconds !== undefined) ctx.set('Retry-After', String(retryAfterSeconds));
-  // A reason phrase must be printable ASCII; ids and names from the request may not be.
-  ctx.message = message.replace(/[^\x20-\x7e]/g, '?').slice(0, 200);
+  // HTTP/2 has no reason phrase (Node warns when one is set); on HTTP/1.x it must be printable ASCII,
+  // which ids and names from the request may not be.
+  if (ctx.req.httpVersionMajor < 2) ctx.message = message.replace(/[^\x20-\x7e]/g, '?').slice(0, 200);
   ctx.body = { responseStatus: { errorCode: errorCodes[status] ?? String(status), message } };
 }
 

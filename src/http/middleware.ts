@@ -4,11 +4,16 @@ import Router from '@koa/router';
 import type { Context, Middleware, Next } from 'koa';
 import { InvalidArgumentError } from '../arguments.js';
 import type { ServerEvents } from '../server-events.js';
+import { corsMiddleware } from './cors.js';
 import { sendError } from './errors.js';
+import { KeepAlive } from './keep-alive.js';
 import { limitQueryLength, StreamLimits } from './limits.js';
 import { httpDefaults, paths, type MiddlewareOptions } from './options.js';
 import { openEventStream } from './stream.js';
 import { SubscriberRoutes } from './subscriber-routes.js';
+
+/** The methods the routes answer, as an `OPTIONS` request is told. */
+const allowedMethods = 'GET, POST, PUT, DELETE, PATCH, HEAD, OPTIONS';
 
 /**
  * The Server Events HTTP surface as Koa middleware, to mount in your own app:
@@ -24,17 +29,24 @@ import { SubscriberRoutes } from './subscriber-routes.js';
  * | `/event-subscribers/{id}` | any (clients POST) |
  * | `/api/UpdateEventSubscriber`, `/json/reply/UpdateEventSubscriber` | any |
  * | `/api/GetEventSubscribers`, `/json/reply/GetEventSubscribers` | any |
+ *
+ * `OPTIONS` on any of them is answered here and never reaches a route: with
+ * `cors`, a preflight from an allowed origin gets its CORS headers; anything
+ * else gets `204` with `Allow`.
  */
 export function serverEventsMiddleware(events: ServerEvents, options: MiddlewareOptions = {}): Middleware {
   const router = new Router({ prefix: options.prefix });
   const routes = new SubscriberRoutes(events, options);
   const bodyLimit = options.bodyLimit ?? httpDefaults.bodyLimit;
   const body = bodyParser({ enableTypes: ['json', 'form', 'text'], jsonLimit: bodyLimit, formLimit: bodyLimit, textLimit: bodyLimit });
-  const limits = new StreamLimits(options.maxStreams ?? httpDefaults.maxStreams, options.maxStreamsPerAddress ?? httpDefaults.maxStreamsPerAddress);
+  const streams = {
+    limits: new StreamLimits(options.maxStreams ?? httpDefaults.maxStreams, options.maxStreamsPerAddress ?? httpDefaults.maxStreamsPerAddress),
+    keepAlive: new KeepAlive(options.keepAliveIntervalMs ?? httpDefaults.keepAliveIntervalMs, events.heartbeatIntervalMs),
+  };
   router.use(limitQueryLength(options.maxQueryLength ?? httpDefaults.maxQueryLength));
   const errors = answerErrors(events);
 
-  router.get(paths.stream, errors, (ctx) => openEventStream(ctx, events, options, limits));
+  router.get(paths.stream, errors, (ctx) => openEventStream(ctx, events, options, streams));
   router.all(paths.heartbeat, errors, routes.heartbeat);
   router.all(paths.unregister, errors, body, routes.unregister);
   router.get(paths.subscribers, errors, routes.subscribers);
@@ -43,7 +55,19 @@ export function serverEventsMiddleware(events: ServerEvents, options: Middleware
     router.all(`${base}/UpdateEventSubscriber`, errors, body, routes.update);
     router.all(`${base}/GetEventSubscribers`, errors, body, routes.subscribers);
   }
-  return router.routes() as Middleware;
+  const routed = router.routes() as Middleware;
+  const cors = options.cors ? corsMiddleware(options.cors) : undefined;
+  // The router's own matching (prefix, case) tells which requests are for these routes.
+  const isOurs = (path: string) => router.match(path, 'GET').path.some((layer) => layer.methods.length > 0);
+  const answerOptions: Middleware = async (ctx) => {
+    ctx.set('Allow', allowedMethods);
+    ctx.status = 204;
+  };
+  return async (ctx, next) => {
+    if (!isOurs(ctx.path)) return routed(ctx, next);
+    const rest = ctx.method === 'OPTIONS' ? () => answerOptions(ctx, next) : () => routed(ctx, next);
+    return cors ? cors(ctx, rest) : rest();
+  };
 }
 
 /** Turns thrown errors into ServiceStack-style error responses; a 500 never reveals its cause. */

@@ -1,5 +1,6 @@
 import type { Context } from 'koa';
 import type { EventSubscription } from '../subscription.js';
+import type { CorsOptions } from './cors.js';
 import type { Identity } from './identity.js';
 
 /** Who asks to join a channel, as `authorizeChannel` sees them. */
@@ -51,13 +52,14 @@ export interface MiddlewareOptions {
    */
   maxBufferedBytes?: number;
   /**
-   * How often an SSE comment line (`:`) goes down every stream, so that
+   * A stream with nothing written for this long gets a keep-alive, so that
    * proxies and load balancers that close idle connections (nginx's 60 s
-   * `proxy_read_timeout`, AWS ALB's 60 s, Cloudflare's 100 s) see traffic
-   * even when nothing happens and the client sends no heartbeats. EventSource
-   * (so ss-utils.js and `@servicestack/client`) and this package's client
-   * ignore comments, as the SSE format says; ServiceStack's C# client is not
-   * tested here. `0` turns them off. Default 15,000 ms.
+   * `proxy_read_timeout`, AWS ALB's 60 s, Cloudflare's 100 s) keep it open.
+   * To a client that heartbeats (every ServiceStack client does) it is a
+   * `cmd.onHeartbeat` frame, which it already gets after each heartbeat; to
+   * one that does not, an SSE comment (`:` and its blank line). See
+   * `KeepAlive` for why ServiceStack clients never get a comment. `0` turns
+   * keep-alives off. Default 15,000 ms.
    */
   keepAliveIntervalMs?: number;
   /** Open event streams this server accepts; past it a new one gets 503 with Retry-After. Default 20,000. */
@@ -66,6 +68,12 @@ export interface MiddlewareOptions {
   maxStreamsPerAddress?: number;
   /** Longest query string, in characters, on every route; past it 414. Default 4,096. */
   maxQueryLength?: number;
+  /**
+   * Cross-origin access for pages on other origins (see `CorsOptions`):
+   * an allow-list of origins, credentials on, preflights answered on every
+   * route. Default: none, so only same-origin pages can use the routes.
+   */
+  cors?: CorsOptions;
   /** Largest accepted POST body; past it 413. Default `64kb`. */
   bodyLimit?: string;
   /** Before anything else on a stream request. */

@@ -1,5 +1,10 @@
 import type { Server } from 'node:http';
+import type { Http2SecureServer, Http2Server, ServerHttp2Session } from 'node:http2';
+import type { Socket } from 'node:net';
 import type { ServerEvents } from '../server-events.js';
+
+/** An HTTP/1.x server (`http`, `https`) or an HTTP/2 one (`http2.createServer`, `createSecureServer`). */
+export type AnyServer = Server | Http2Server | Http2SecureServer;
 
 export interface ShutdownOptions {
   /** The longest a shutdown may take before the process exits anyway. Default 10,000 ms. */
@@ -18,12 +23,52 @@ export interface ShutdownOptions {
  * reconnect to another server, and with Last-Event-ID they get what they
  * missed from the history.
  */
-export async function closeGracefully(server: Server, events: ServerEvents): Promise<void> {
+export async function closeGracefully(server: AnyServer, events: ServerEvents): Promise<void> {
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   await events.stop();
   // Anything still open (a request mid-flight, an idle keep-alive socket) goes now.
-  server.closeAllConnections();
+  if ('closeAllConnections' in server) server.closeAllConnections();
+  else await closeHttp2Connections(server);
   await closed;
+}
+
+interface Connections {
+  sessions: Set<ServerHttp2Session>;
+  sockets: Set<Socket>;
+}
+
+const tracked = new WeakMap<AnyServer, Connections>();
+
+/**
+ * Remembers an HTTP/2 server's sessions and sockets from now on, so that
+ * `closeGracefully` can close them: unlike an HTTP/1.x server, an HTTP/2
+ * server cannot list its connections, and its `close()` waits for idle
+ * sessions for ever. `shutdownOnSignals` calls it; call it yourself right
+ * after creating the server when you call `closeGracefully` directly.
+ * Does nothing for an HTTP/1.x server.
+ */
+export function trackConnections(server: AnyServer): void {
+  if ('closeAllConnections' in server || tracked.has(server)) return;
+  const connections: Connections = { sessions: new Set(), sockets: new Set() };
+  tracked.set(server, connections);
+  server.on('session', (session: ServerHttp2Session) => {
+    connections.sessions.add(session);
+    session.once('close', () => connections.sessions.delete(session));
+  });
+  // Also the HTTP/1.x connections of a server made with `allowHTTP1`.
+  server.on('connection', (socket: Socket) => {
+    connections.sockets.add(socket);
+    socket.once('close', () => connections.sockets.delete(socket));
+  });
+}
+
+/** Sends every session GOAWAY, waits a moment for that to be written, then drops whatever is left. */
+async function closeHttp2Connections(server: Http2Server | Http2SecureServer): Promise<void> {
+  const connections = tracked.get(server);
+  if (!connections) return;
+  const goaways = [...connections.sessions].map((session) => new Promise<void>((resolve) => session.close(() => resolve())));
+  await Promise.race([Promise.all(goaways), new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
+  for (const socket of connections.sockets) socket.destroy();
 }
 
 /**
@@ -31,7 +76,8 @@ export async function closeGracefully(server: Server, events: ServerEvents): Pro
  * it finished, with 1 when it did not within `timeoutMs`. A second signal
  * exits at once.
  */
-export function shutdownOnSignals(server: Server, events: ServerEvents, options: ShutdownOptions = {}): void {
+export function shutdownOnSignals(server: AnyServer, events: ServerEvents, options: ShutdownOptions = {}): void {
+  trackConnections(server);
   const timeoutMs = options.timeoutMs ?? 10_000;
   const logger = options.logger ?? console;
   let stopping = false;

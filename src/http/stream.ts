@@ -1,24 +1,32 @@
 import type { Context } from 'koa';
 import { channelNameProblem, splitList, UNKNOWN_CHANNEL } from '../protocol.js';
 import type { ServerEvents } from '../server-events.js';
-import { buildMeta, EventSubscription, type EventSink, type SubscriptionInfo } from '../subscription.js';
+import { buildMeta, EventSubscription, type SubscriptionInfo } from '../subscription.js';
 import { sendError } from './errors.js';
 import { createRandomId, defaultProfileUrl, ensureSessionId, identityProblem, safeDisplayName, type Identity } from './identity.js';
-import { StreamLimits } from './limits.js';
+import type { KeepAlive } from './keep-alive.js';
+import type { StreamLimits } from './limits.js';
 import { httpDefaults, paths, type ChannelUser, type MiddlewareOptions } from './options.js';
+import { ResponseSink } from './response-sink.js';
+
+/** What the middleware shares among its streams. */
+export interface StreamServices {
+  limits: StreamLimits;
+  keepAlive: KeepAlive;
+}
 
 /**
  * `GET /event-stream?channels=a,b`: opens a subscription and holds the
  * response open as its event stream until it is unregistered, expires or the
  * client goes away.
  */
-export async function openEventStream(ctx: Context, events: ServerEvents, options: MiddlewareOptions, limits: StreamLimits): Promise<void> {
+export async function openEventStream(ctx: Context, events: ServerEvents, options: MiddlewareOptions, services: StreamServices): Promise<void> {
   if (events.isStopping) return sendError(ctx, 503, 'This server is shutting down; try another', 1);
   const address = ctx.ip;
-  if (!limits.admit(ctx, address)) return;
-  const stream = { started: false, release: () => limits.release(address) };
+  if (!services.limits.admit(ctx, address)) return;
+  const stream = { started: false, release: () => services.limits.release(address) };
   try {
-    await openAdmitted(ctx, events, options, stream);
+    await openAdmitted(ctx, events, options, stream, services.keepAlive);
   } finally {
     // A started stream gives its place back when it closes; any other outcome, now.
     if (!stream.started) stream.release();
@@ -31,6 +39,7 @@ async function openAdmitted(
   events: ServerEvents,
   options: MiddlewareOptions,
   stream: { started: boolean; release: () => void },
+  keepAlive: KeepAlive,
 ): Promise<void> {
   const refuse = (status: number, message: string) => sendError(ctx, status, message);
   const channels = [...new Set([...splitList(queryValue(ctx, 'channels')), ...splitList(queryValue(ctx, 'channel'))])];
@@ -88,7 +97,7 @@ async function openAdmitted(
     };
     info = { ...base, meta: buildMeta(base) };
   }
-  const sink = responseSink(ctx, options.maxBufferedBytes ?? httpDefaults.maxBufferedBytes, (buffered) => events.slowConsumerDropped(sub, buffered));
+  const sink = new ResponseSink(ctx.res, options.maxBufferedBytes ?? httpDefaults.maxBufferedBytes, (buffered) => events.slowConsumerDropped(sub, buffered));
   const sub = new EventSubscription(info, sink);
   if (!resumable) await options.onCreated?.(sub, ctx);
 
@@ -114,9 +123,9 @@ async function openAdmitted(
   startStream(ctx);
   stream.started = true;
   ctx.req.once('close', stream.release);
-  const keepAlive = startKeepAlive(sink, options.keepAliveIntervalMs ?? httpDefaults.keepAliveIntervalMs);
+  keepAlive.add(sub, sink);
   ctx.req.once('close', () => {
-    clearInterval(keepAlive);
+    keepAlive.remove(sub);
     events.streamClosed(sub);
   });
   await events.register(sub, connectArgs, { lastEventId, resumed: resumable !== undefined });
@@ -190,34 +199,6 @@ function startStream(ctx: Context): void {
     'X-Accel-Buffering': 'no',
   });
   ctx.res.flushHeaders();
-}
-
-/** Writes an SSE comment every `intervalMs` (none for 0), through the sink so that a stalled reader is noticed here too. */
-function startKeepAlive(sink: EventSink, intervalMs: number): NodeJS.Timeout | undefined {
-  if (!(intervalMs > 0)) return undefined;
-  const timer = setInterval(() => sink.write(':\n\n'), intervalMs);
-  timer.unref();
-  return timer;
-}
-
-/** Writes frames to the response, and drops a client that has stopped reading past `maxBuffered` bytes. */
-function responseSink(ctx: Context, maxBuffered: number, onOverflow: (buffered: number) => void): EventSink {
-  const res = ctx.res;
-  return {
-    write: (chunk) => {
-      if (res.destroyed || res.writableEnded) return;
-      res.write(chunk);
-      // Node buffers whatever the socket cannot take yet; that is the measure of a stalled reader.
-      const buffered = res.writableLength;
-      if (buffered > maxBuffered) {
-        onOverflow(buffered);
-        res.destroy();
-      }
-    },
-    end: () => {
-      if (!res.writableEnded) res.end();
-    },
-  };
 }
 
 function queryValue(ctx: Context, name: string): string | string[] | undefined {

@@ -171,6 +171,23 @@ export function endpointTests(factory: ClusterFactory): void {
     t.is(bad.status, 400);
   });
 
+  test(name('the POST routes take their fields from a form body or a JSON body alike'), async (t) => {
+    const { connect, server } = await fixture(t, factory);
+    const a = await connect('?channels=a');
+    const b = await connect('?channels=b');
+    t.is((await request('POST', `${server.url}/api/GetEventSubscribers`, { form: { Channels: 'a,b' } })).json.length, 2);
+    t.is((await request('POST', `${server.url}/api/GetEventSubscribers`, { json: { channels: ['b'] } })).json.length, 1);
+    t.deepEqual((await request('POST', `${server.url}/api/UpdateEventSubscriber`, { form: { Id: a.id, SubscribeChannels: 'x' } })).json, {});
+    t.deepEqual((await request('POST', `${server.url}/api/UpdateEventSubscriber`, { json: { id: b.id, subscribeChannels: ['y'] } })).json, {});
+    t.deepEqual((await server.events.getSubscriptionInfo(a.id))?.channels, ['a', 'x']);
+    t.deepEqual((await server.events.getSubscriptionInfo(b.id))?.channels, ['b', 'y']);
+    const byForm = await request('POST', `${server.url}/event-unregister`, { form: { id: a.id } });
+    t.is(byForm.json.channels, 'a,x');
+    const byJson = await request('POST', `${server.url}/event-unregister`, { json: { Id: b.id } });
+    t.is(byJson.json.channels, 'b,y');
+    await Promise.all([a.closed(), b.closed()]);
+  });
+
   test(name('malformed JSON bodies are 400, not 500'), async (t) => {
     const { server } = await fixture(t, factory);
     const res = await fetch(`${server.url}/api/UpdateEventSubscriber`, {

@@ -13,6 +13,8 @@ export interface Frame extends ServerEventMessage {
 export class SseStream {
   readonly frames: Frame[] = [];
   raw = '';
+  /** Each piece of the body as it arrived (one per server write, as a rule), with when it came. */
+  readonly chunks: Array<{ text: string; at: number }> = [];
   status = 0;
   headers: http.IncomingHttpHeaders = {};
   ended = false;
@@ -29,6 +31,7 @@ export class SseStream {
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => {
           stream.raw += chunk;
+          stream.chunks.push({ text: chunk, at: Date.now() });
           if (stream.status === 200) parser.feed(chunk);
           stream.wake();
         });
