@@ -44,6 +44,37 @@ test('a chat message goes to the channel, HTML-escaped, with an id from the clus
   });
 });
 
+test('the services take form bodies as jQuery\'s $.post sends them: an empty toUserId is for the channel, field names match in any case', async (t) => {
+  const { servers, open } = await chats(t, 2);
+  const alice = await open(0);
+  const bob = await open(1);
+  const chat = await request('POST', `${servers[0]!.url}/channels/home/chat`, {
+    form: { from: alice.id, toUserId: '', message: 'by form', selector: 'cmd.chat' },
+  });
+  t.is(chat.status, 200);
+  t.like(chat.json, { message: 'by form', private: false, channel: 'home' });
+  t.like((await bob.next(only('cmd.chat', 'home'))).body as object, { message: 'by form', private: false });
+
+  const raw = await request('POST', `${servers[0]!.url}/channels/home/raw`, { form: { From: alice.id, ToUserId: '', Message: '', Selector: 'cmd.toggle$#channels' } });
+  t.is(raw.status, 200);
+  const toggle = await bob.next(only('cmd.toggle$#channels', 'home'));
+  t.is(toggle.json, '""', 'a command without an argument, sent to the channel');
+
+  const direct = await request('POST', `${servers[1]!.url}/channels/home/raw`, { form: { from: bob.id, toUserId: alice.connectArgs.userId!, message: 'Title', selector: 'document.title' } });
+  t.is(direct.status, 200);
+  t.is((await alice.next(only('document.title'))).channel, undefined, 'a non-empty toUserId is for that user');
+
+  const history = await request('GET', `${servers[1]!.url}/chathistory?Channels=home&Take=1`);
+  t.deepEqual(history.json.results.map((m: { message: string }) => m.message), ['by form']);
+
+  const unknown = await request('POST', `${servers[0]!.url}/channels/home/chat`, { form: { from: 'nope', message: 'x' } });
+  t.is(unknown.status, 404);
+  t.deepEqual(unknown.json, { responseStatus: { errorCode: 'NotFound', message: "Subscription 'nope' does not exist" } });
+  const typed = await request('POST', `${servers[0]!.url}/channels/home/chat`, { json: { from: alice.id, message: 42 } });
+  t.is(typed.status, 400);
+  t.is(typed.json.responseStatus.message, "'message' must be a string");
+});
+
 test('a private message reaches only its target, and the sender gets an addressed echo', async (t) => {
   const { servers, open } = await chats(t, 2);
   const alice = await open(0);

@@ -1,5 +1,8 @@
+import { spawn } from 'node:child_process';
 import test from 'ava';
+import { waitForPort } from '../scripts/broker-processes.js';
 import { brokerFromEnv, ConfigError } from '../src/broker-from-env.js';
+import { freePort } from './helpers/processes.js';
 import { runScript as run } from './helpers/run-script.js';
 
 const cli = (args: string[], env: Record<string, string> = {}) => run('src/cli.ts', args, env);
@@ -57,4 +60,26 @@ test('the chat command answers bad flags and unreachable brokers with one line',
   const background = await chatCli(['--port=0', '--background=/nonexistent/x.png']);
   t.is(background.stderr, "chat: --background '/nonexistent/x.png' cannot be read");
   t.regex((await chatCli(['--help'])).stdout, /--background=URL\|file/);
+});
+
+test('--cors names the origins whose pages may use the routes; a wrong one is one line', async (t) => {
+  const bad = await cli(['--cors', 'https://a.example/path']);
+  t.is(bad.status, 2);
+  t.is(bad.stderr, "server-events: --cors: 'https://a.example/path' is not an origin: write it as scheme://host[:port], with no path");
+  t.is((await chatCli(['--cors=nope'])).stderr, "chat: --cors: 'nope' is not an origin: write it as scheme://host[:port], with no path");
+
+  const port = await freePort();
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', '--port', String(port), '--cors', 'https://app.example'], {
+    env: { ...process.env, BROKER: 'memory', REDIS_URL: '', NATS_URL: '', LOG_LEVEL: 'warn' },
+    stdio: 'ignore',
+  });
+  t.teardown(() => void child.kill('SIGKILL'));
+  await waitForPort(port);
+  const preflight = await fetch(`http://127.0.0.1:${port}/event-heartbeat?id=x`, {
+    method: 'OPTIONS',
+    headers: { Origin: 'https://app.example', 'Access-Control-Request-Method': 'POST' },
+  });
+  t.is(preflight.status, 204);
+  t.is(preflight.headers.get('access-control-allow-origin'), 'https://app.example');
+  t.is(preflight.headers.get('access-control-allow-credentials'), 'true');
 });

@@ -3,7 +3,7 @@ import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import Koa, { type Context, type Next } from 'koa';
-import { ignoreClientDisconnects, InvalidArgumentError, serverEventsMiddleware, type ServerEvents } from '../../src/index.js';
+import { corsMiddleware, ignoreClientDisconnects, InvalidArgumentError, sendError, serverEventsMiddleware, type ServerEvents } from '../../src/index.js';
 import { chatServices, escapeHtml } from './services.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -26,6 +26,12 @@ export interface ChatOptions {
   background?: string;
   /** Shown in the page title, e.g. the port, to tell instances apart. */
   label?: string;
+  /**
+   * Origins whose pages may use the whole app, with credentials: the Server
+   * Events routes and Chat's services, as ServiceStack's Chat allows its
+   * listed origins. Default: none.
+   */
+  cors?: string[];
 }
 
 /** A static file held in memory: the page is small and served often. */
@@ -50,6 +56,8 @@ export async function createChatApp(events: ServerEvents, options: ChatOptions =
 
   const app = new Koa();
   ignoreClientDisconnects(app);
+  // CORS first, so that error answers carry its headers too and a page elsewhere can read them.
+  if (options.cors) app.use(corsMiddleware({ origins: options.cors }));
   app.use(answerErrors);
   app.use(serverEventsMiddleware(events));
   app.use(chatServices(events).routes());
@@ -63,17 +71,15 @@ export async function createChatApp(events: ServerEvents, options: ChatOptions =
   return app;
 }
 
-/** Errors as JSON with a short message; a 500 hides its cause and is logged. */
+/** Errors in ServiceStack's shape, `{responseStatus:{errorCode,message}}`, which its Chat page shows; a 500 hides its cause and is logged. */
 async function answerErrors(ctx: Context, next: Next): Promise<void> {
   try {
     await next();
   } catch (error) {
     const { status, message, expose } = error as { status?: number; message?: string; expose?: boolean };
-    const known = error instanceof InvalidArgumentError ? 400 : typeof status === 'number' && status >= 400 && status < 500 ? status : undefined;
+    const known = error instanceof InvalidArgumentError ? error.status : typeof status === 'number' && status >= 400 && status < 500 ? status : undefined;
     if (known === undefined) console.error(`chat: ${(error as Error).stack ?? String(error)}`);
-    ctx.status = known ?? 500;
-    const text = known === undefined ? 'Internal Server Error' : expose === false ? 'Bad Request' : message;
-    ctx.body = { responseStatus: { message: text } };
+    sendError(ctx, known ?? 500, known === undefined ? 'Internal Server Error' : expose === false ? 'Bad Request' : (message ?? 'Bad Request'));
   }
 }
 

@@ -4,7 +4,7 @@
  * instance on the same broker.
  */
 import { parseArgs } from 'node:util';
-import { createLogger, historyFromEnv, MemoryBroker, NatsBroker, RedisBroker, ServerEvents, shutdownOnSignals, type Broker } from '../../src/index.js';
+import { createLogger, historyFromEnv, MemoryBroker, NatsBroker, parseOrigins, RedisBroker, ServerEvents, shutdownOnSignals, type Broker } from '../../src/index.js';
 import { createChatApp } from './app.js';
 
 const usage = `Usage: npm start -- [options]
@@ -13,6 +13,7 @@ const usage = `Usage: npm start -- [options]
   --redis=host[:port]      share a Redis with other instances, or a redis:// URL (env REDIS_URL, BROKER=redis)
   --nats=host[:port]       share a NATS (with JetStream) instead, or a nats:// URL (env NATS_URL, BROKER=nats)
   --background=URL|file    the page's background image, to tell instances apart
+  --cors=origin,...        let pages on these origins use every route, with credentials (env CORS_ORIGINS)
   --help                   this text`;
 
 class UsageError extends Error {}
@@ -21,6 +22,7 @@ interface Config {
   port: number;
   broker: Broker;
   background?: string;
+  cors?: string[];
 }
 
 function readConfig(argv: string[], env: NodeJS.ProcessEnv): Config | undefined {
@@ -33,6 +35,7 @@ function readConfig(argv: string[], env: NodeJS.ProcessEnv): Config | undefined 
         redis: { type: 'string' },
         nats: { type: 'string' },
         background: { type: 'string' },
+        cors: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -60,7 +63,16 @@ function readConfig(argv: string[], env: NodeJS.ProcessEnv): Config | undefined 
   else if (kind === 'nats') broker = new NatsBroker({ url: brokerUrl('nats', values.nats ?? env.NATS_URL, 4222), prefix, history });
   else if (kind === 'memory') broker = new MemoryBroker({ history });
   else throw new UsageError(`unknown BROKER '${kind}': use memory, redis or nats`);
-  return { port, broker, background: values.background };
+  const corsText = values.cors ?? (env.CORS_ORIGINS || undefined);
+  let cors: string[] | undefined;
+  if (corsText !== undefined) {
+    try {
+      cors = parseOrigins(corsText);
+    } catch (error) {
+      throw new UsageError(`--cors: ${(error as Error).message}`);
+    }
+  }
+  return { port, broker, background: values.background, cors };
 }
 
 /** `host`, `host:port` or a full URL, with the scheme's default port. */
@@ -85,7 +97,7 @@ async function main(): Promise<void> {
   const logger = createLogger();
   const events = new ServerEvents({ broker: config.broker, logger });
   await events.start();
-  const app = await createChatApp(events, { background: config.background, label: String(config.port) });
+  const app = await createChatApp(events, { background: config.background, label: String(config.port), cors: config.cors });
   const server = app.listen(config.port);
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);

@@ -17,11 +17,18 @@ export interface ChatMessage {
   private: boolean;
 }
 
-interface PostBody {
-  from?: unknown;
-  toUserId?: unknown;
-  message?: unknown;
-  selector?: unknown;
+/**
+ * What both services take. ServiceStack's own Chat page posts them with
+ * jQuery's `$.post`, as a form (`from=…&toUserId=&message=hi&selector=cmd.chat`);
+ * our page and ServiceStack's typed clients post JSON. Field names match
+ * without regard to case (`From`, `toUserId`), as ServiceStack binds them.
+ */
+interface ChatPost {
+  from?: string;
+  /** Empty or missing: the message is for the whole channel (jQuery sends `toUserId=` for "nobody"). */
+  toUserId?: string;
+  message?: string;
+  selector?: string;
 }
 
 const historyKey = (channel: string) => `chat:${channel}`;
@@ -33,12 +40,12 @@ const historyKey = (channel: string) => `chat:${channel}`;
  */
 export function chatServices(events: ServerEvents): Router {
   const router = new Router();
-  router.use(bodyParser({ enableTypes: ['json'], jsonLimit: '16kb' }));
+  router.use(bodyParser({ enableTypes: ['json', 'form'], jsonLimit: '16kb', formLimit: '16kb' }));
 
   router.post('/channels/:channel/chat', async (ctx) => {
-    const { sender, channel, body, message } = await readPost(ctx, events, false);
-    const selector = typeof body.selector === 'string' && body.selector ? body.selector : 'cmd.chat';
-    const toUserId = typeof body.toUserId === 'string' && body.toUserId ? body.toUserId : undefined;
+    const { sender, channel, post, message } = await readPost(ctx, events, false);
+    const selector = post.selector || 'cmd.chat';
+    const toUserId = post.toUserId || undefined;
     const chat: ChatMessage = {
       id: await events.getNextSequence('chatMsg'),
       channel,
@@ -66,19 +73,23 @@ export function chatServices(events: ServerEvents): Router {
 
   router.post('/channels/:channel/raw', async (ctx) => {
     // A command may have no argument, like /cmd.toggle$#channels or /tv.off.
-    const { channel, body, message } = await readPost(ctx, events, true);
-    const selector = typeof body.selector === 'string' ? body.selector : '';
-    if (!selector) ctx.throw(400, "'selector' is required");
+    const { channel, post, message } = await readPost(ctx, events, true);
+    const selector = post.selector;
+    if (!selector) return ctx.throw(400, "'selector' is required");
     const text = escapeHtml(message);
-    if (typeof body.toUserId === 'string' && body.toUserId) await events.notifyUserId(body.toUserId, selector, text);
+    if (post.toUserId) await events.notifyUserId(post.toUserId, selector, text);
     else await events.notifyChannel(channel, selector, text);
     ctx.body = {};
   });
 
   router.get('/chathistory', async (ctx) => {
-    const channels = String(ctx.query.channels ?? 'home').split(',').map((c) => c.trim()).filter(Boolean);
-    const afterId = Number(ctx.query.afterId ?? 0) || 0;
-    const take = Math.min(Math.max(Number(ctx.query.take ?? historyLength) || historyLength, 1), historyLength * channels.length);
+    const query = (name: string) => {
+      const value = fieldOf(ctx.query, name);
+      return typeof value === 'string' ? value : undefined;
+    };
+    const channels = (query('channels') ?? 'home').split(',').map((c) => c.trim()).filter(Boolean);
+    const afterId = Number(query('afterId') ?? 0) || 0;
+    const take = Math.min(Math.max(Number(query('take') ?? historyLength) || historyLength, 1), historyLength * channels.length);
     const lists = await Promise.all(channels.map((channel) => events.broker.lists.range(historyKey(channel))));
     const results = lists
       .flat()
@@ -91,17 +102,43 @@ export function chatServices(events: ServerEvents): Router {
   return router;
 }
 
-/** Validates what both services take; answers 400, 404 or 413 for what is wrong. */
+/**
+ * Validates what both services take; answers 400, 404 or 413 for what is
+ * wrong. A command may have no argument (`/cmd.toggle$#channels`), and then
+ * jQuery sends `message=` or nothing, so `allowEmpty` lets the raw service take it.
+ */
 async function readPost(ctx: Context, events: ServerEvents, allowEmpty: boolean) {
   const channel = ctx.params.channel ?? '';
-  const body = (ctx.request.body ?? {}) as PostBody;
-  if (typeof body.message !== 'string' || (!allowEmpty && body.message.trim() === '')) ctx.throw(400, "'message' must be a non-empty string");
-  const message = body.message as string;
+  const post = readChatPost(ctx);
+  const message = post.message ?? '';
+  if (!allowEmpty && message.trim() === '') ctx.throw(400, "'message' must be a non-empty string");
   if (message.length > maxMessageLength) ctx.throw(413, `'message' is longer than ${maxMessageLength} characters`);
-  if (typeof body.from !== 'string' || !body.from) ctx.throw(400, "'from' must be your subscription id");
-  const sender: SubscriptionInfo | undefined = await events.getSubscriptionInfo(body.from as string);
-  if (!sender) ctx.throw(404, `Subscription '${String(body.from)}' does not exist`);
-  return { sender: sender as SubscriptionInfo, channel, body, message };
+  if (!post.from) ctx.throw(400, "'from' must be your subscription id");
+  const sender: SubscriptionInfo | undefined = await events.getSubscriptionInfo(post.from!);
+  if (!sender) ctx.throw(404, `Subscription '${post.from}' does not exist`);
+  return { sender: sender as SubscriptionInfo, channel, post, message };
+}
+
+/** The fields of a chat post from a JSON or form body; a field that is there but not text is a 400. */
+function readChatPost(ctx: Context): ChatPost {
+  const post: ChatPost = {};
+  for (const name of ['from', 'toUserId', 'message', 'selector'] as const) {
+    const value = fieldOf(ctx.request.body, name);
+    if (value === undefined || value === null) continue;
+    if (typeof value !== 'string') ctx.throw(400, `'${name}' must be a string`);
+    post[name] = value as string;
+  }
+  return post;
+}
+
+/** A field of a parsed body or query, matched without regard to case; of a repeated form field, the first. */
+function fieldOf(source: unknown, name: string): unknown {
+  if (!source || typeof source !== 'object' || Array.isArray(source)) return undefined;
+  const wanted = name.toLowerCase();
+  for (const [key, value] of Object.entries(source as Record<string, unknown>)) {
+    if (key.toLowerCase() === wanted) return Array.isArray(value) ? value[0] : value;
+  }
+  return undefined;
 }
 
 const htmlEscapes: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };

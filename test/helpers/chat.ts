@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { createChatApp, type ChatOptions } from '../../examples/chat/app.js';
+import type { ServerEventsOptions } from '../../src/options.js';
 import { ServerEvents } from '../../src/server-events.js';
 import type { Cluster } from './cluster.js';
 
@@ -11,8 +12,8 @@ export interface ChatServer {
 }
 
 /** The Chat app on a free port, on `cluster`'s broker. */
-export async function startChat(cluster: Cluster, options: ChatOptions = {}): Promise<ChatServer> {
-  const events = new ServerEvents({ broker: cluster.broker() });
+export async function startChat(cluster: Cluster, options: ChatOptions = {}, eventsOptions: ServerEventsOptions = {}): Promise<ChatServer> {
+  const events = new ServerEvents({ broker: cluster.broker(), ...eventsOptions });
   await events.start();
   const app = await createChatApp(events, options);
   const server: Server = await new Promise((resolve) => {
