@@ -9,6 +9,7 @@ import {
   type HistoryRetention,
   type PresenceStore,
 } from '../src/broker.js';
+import { isLive, leaseOf, type Lease } from './lease.js';
 
 type Listener = (topic: string, payload: string, id?: number) => void;
 
@@ -65,12 +66,10 @@ class MemoryHistory implements EventHistory {
   }
 
   async read(afterId: number, topics: ReadonlySet<string>): Promise<HistoryRead> {
-    if (afterId >= this.last) return { complete: afterId === this.last, entries: [] };
-    const first = this.kept.findIndex((e) => e.id > afterId);
-    const next = this.kept[first];
-    if (!next || next.id !== afterId + 1 || next.at < Date.now() - this.retention.maxAgeMs) return { complete: false, entries: [] };
-    const entries = this.kept.slice(first).filter((e) => topics.has(e.topic));
-    return { complete: true, entries: entries.map(({ id, topic, payload }) => ({ id, topic, payload })) };
+    const oldestAllowed = Date.now() - this.retention.maxAgeMs;
+    const kept = this.kept.filter((e) => e.at >= oldestAllowed);
+    const entries = kept.filter((e) => e.id > afterId && topics.has(e.topic)).map(({ id, topic, payload }) => ({ id, topic, payload }));
+    return { entries, first: kept[0]?.id ?? this.last + 1, head: this.last };
   }
 
   async head(): Promise<number> {
@@ -95,22 +94,17 @@ class MemoryLists implements CappedLists {
   }
 }
 
-interface Lease {
-  record: string;
-  expiresAt: number;
-}
-
 /** Presence records in a `Map`, with leases checked against `Date.now()`. */
 class MemoryPresence implements PresenceStore {
   private readonly leases = new Map<string, Lease>();
 
   async put(id: string, record: string, ttlMs: number): Promise<void> {
-    this.leases.set(id, { record, expiresAt: Date.now() + ttlMs });
+    this.leases.set(id, leaseOf(record, ttlMs));
   }
 
   async replace(id: string, expected: string, record: string, ttlMs: number): Promise<boolean> {
     if (this.live(id)?.record !== expected) return false;
-    this.leases.set(id, { record, expiresAt: Date.now() + ttlMs });
+    this.leases.set(id, leaseOf(record, ttlMs));
     return true;
   }
 
@@ -133,7 +127,7 @@ class MemoryPresence implements PresenceStore {
 
   async list(): Promise<string[]> {
     const now = Date.now();
-    return [...this.leases.values()].filter((l) => l.expiresAt > now).map((l) => l.record);
+    return [...this.leases.values()].filter((l) => isLive(l, now)).map((l) => l.record);
   }
 
   async takeExpired(limit: number): Promise<string[]> {
@@ -141,7 +135,7 @@ class MemoryPresence implements PresenceStore {
     const taken: string[] = [];
     for (const [id, lease] of this.leases) {
       if (taken.length >= limit) break;
-      if (lease.expiresAt <= now) {
+      if (!isLive(lease, now)) {
         this.leases.delete(id);
         taken.push(lease.record);
       }
@@ -151,7 +145,7 @@ class MemoryPresence implements PresenceStore {
 
   private live(id: string): Lease | undefined {
     const lease = this.leases.get(id);
-    return lease && lease.expiresAt > Date.now() ? lease : undefined;
+    return lease && isLive(lease) ? lease : undefined;
   }
 }
 

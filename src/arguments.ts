@@ -40,3 +40,8 @@ export function checkSelector(selector: string): string {
   if (problem) throw new InvalidArgumentError(problem);
   return selector;
 }
+
+/** Refuses a channel list longer than `max` (400). */
+export function checkChannelCount(channels: readonly string[], max: number): void {
+  if (channels.length > max) throw new InvalidArgumentError(`Too many channels: at most ${max}`);
+}

@@ -1,40 +1,58 @@
-import { MemoryBroker } from '../adapters/memory.js';
-import { NatsBroker } from '../adapters/nats.js';
-import { RedisBroker } from '../adapters/redis.js';
 import type { Broker, HistoryRetention } from './broker.js';
+import { ConfigError } from './config-error.js';
 
-/** A configuration mistake a person can fix; its message is one line. */
-export class ConfigError extends Error {}
+export { ConfigError };
 
-const brokerNames = ['memory', 'redis', 'nats'] as const;
+export const brokerKinds = ['memory', 'redis', 'nats'] as const;
+export type BrokerKind = (typeof brokerKinds)[number];
+
+export interface BrokerSettings {
+  /** `redis://…` or `nats://…` (several NATS servers separated by commas). Default: the broker's local default. */
+  url?: string;
+  /** Key/subject prefix, so several apps share one Redis or NATS. */
+  prefix?: string;
+  history?: HistoryRetention;
+}
+
+/**
+ * A broker of `kind`. The Redis and NATS adapters (and so ioredis and
+ * nats.js) are loaded only when asked for: importing this package loads no
+ * broker client. The broker connects on `ServerEvents.start()`.
+ */
+export async function createBroker(kind: BrokerKind, settings: BrokerSettings = {}): Promise<Broker> {
+  if (kind === 'redis') {
+    const url = settings.url || 'redis://127.0.0.1:6379';
+    if (!/^rediss?:\/\//.test(url)) throw new ConfigError(`the Redis URL must start with redis:// or rediss://, not '${url}'`);
+    const { RedisBroker } = await import('../adapters/redis/index.js');
+    return new RedisBroker({ url, prefix: settings.prefix ?? 'se:', history: settings.history });
+  }
+  if (kind === 'nats') {
+    const { NatsBroker } = await import('../adapters/nats/index.js');
+    try {
+      return new NatsBroker({ url: settings.url || 'nats://127.0.0.1:4222', prefix: settings.prefix, history: settings.history });
+    } catch (error) {
+      throw new ConfigError((error as Error).message);
+    }
+  }
+  const { MemoryBroker } = await import('../adapters/memory.js');
+  return new MemoryBroker({ history: settings.history });
+}
 
 /**
  * The broker chosen by environment variables: `BROKER=memory|redis|nats`,
  * or `redis`/`nats` implied by `REDIS_URL`/`NATS_URL` alone. Default: memory.
  * `BROKER_PREFIX` sets the key/subject prefix so several apps can share one
- * Redis or NATS. The broker connects on `ServerEvents.start()`.
+ * Redis or NATS; `HISTORY_MAX_LENGTH` and `HISTORY_MAX_AGE_MS` the retention.
  */
-export function brokerFromEnv(env: NodeJS.ProcessEnv = process.env): Broker {
+export async function brokerFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<Broker> {
   const requested = env.BROKER?.trim().toLowerCase() || (env.REDIS_URL ? 'redis' : env.NATS_URL ? 'nats' : 'memory');
-  if (!(brokerNames as readonly string[]).includes(requested)) {
-    throw new ConfigError(`unknown BROKER '${env.BROKER}': use one of ${brokerNames.join(', ')}`);
+  if (!(brokerKinds as readonly string[]).includes(requested)) {
+    throw new ConfigError(`unknown BROKER '${env.BROKER}': use one of ${brokerKinds.join(', ')}`);
   }
-  const prefix = env.BROKER_PREFIX || undefined;
-  const history = historyFromEnv(env);
-  if (requested === 'redis') {
-    const url = env.REDIS_URL || 'redis://127.0.0.1:6379';
-    if (!/^rediss?:\/\//.test(url)) throw new ConfigError(`REDIS_URL must start with redis:// or rediss://, not '${url}'`);
-    return new RedisBroker({ url, prefix: prefix ?? 'se:', history });
-  }
-  if (requested === 'nats') {
-    const url = env.NATS_URL || 'nats://127.0.0.1:4222';
-    try {
-      return new NatsBroker({ url, prefix, history });
-    } catch (error) {
-      throw new ConfigError((error as Error).message);
-    }
-  }
-  return new MemoryBroker({ history });
+  const kind = requested as BrokerKind;
+  const url = kind === 'redis' ? env.REDIS_URL : kind === 'nats' ? env.NATS_URL : undefined;
+  if (kind === 'redis' && url && !/^rediss?:\/\//.test(url)) throw new ConfigError(`REDIS_URL must start with redis:// or rediss://, not '${url}'`);
+  return createBroker(kind, { url, prefix: env.BROKER_PREFIX || undefined, history: historyFromEnv(env) });
 }
 
 /**

@@ -12,9 +12,10 @@
  * same backend (several app servers, or several `MemoryBroker`s sharing one
  * `MemoryHub` in a test) form a cluster.
  *
- * Capabilities are separate objects: `presence` and `lists` (required) and
- * `history` (optional: a backend without it cannot replay, and clients are
- * told so with `cmd.onReset`).
+ * Capabilities are separate objects: `presence` (required), `history`
+ * (optional: a backend without it cannot replay, and clients are told so
+ * with `cmd.onReset`) and `lists` (optional: only applications use them, such
+ * as the Chat for its recent messages; the core never does).
  */
 export interface Broker {
   /** Short name for logs and stats, e.g. `memory`, `redis`, `nats`. */
@@ -23,8 +24,8 @@ export interface Broker {
   /** Shared subscription records with expiring leases. */
   readonly presence: PresenceStore;
 
-  /** Short shared lists for applications (a chat's recent messages, say). */
-  readonly lists: CappedLists;
+  /** Short shared lists for applications (a chat's recent messages, say). The core does not use them. */
+  readonly lists?: CappedLists;
 
   /** The ordered event history behind Last-Event-ID replay, when the backend has one. */
   readonly history?: EventHistory;
@@ -168,15 +169,25 @@ export interface HistoryEntry {
   payload: string;
 }
 
-/** What `EventHistory.read` found. */
+/**
+ * What `EventHistory.read` found: facts about the history, not a verdict.
+ * Whether a replay is complete or has a gap is decided once, by the core
+ * (`src/replay.ts`), from `first` and `head`.
+ */
 export interface HistoryRead {
-  /**
-   * `false` when some event after the requested id is no longer kept (trimmed
-   * by length or age, or lost when the backend restarted empty); `entries`
-   * is then empty, since a partial replay would hide the hole.
-   */
-  complete: boolean;
+  /** The events after the requested id whose topic was asked for, oldest first. */
   entries: HistoryEntry[];
+  /**
+   * Where the kept events begin, as far as this read can tell: nothing
+   * before `first` is kept (trimmed by length or age, lost when the backend
+   * restarted empty, or trimmed while the read ran), and every kept event
+   * from `afterId + 1` to `head` was looked at. A read that found
+   * `afterId + 1` itself may report just that. `head + 1` when nothing after
+   * `afterId` is kept.
+   */
+  first: number;
+  /** The id of the newest event when the read began. */
+  head: number;
 }
 
 /**
@@ -195,7 +206,11 @@ export interface EventHistory {
    */
   publish(topic: string, payload: string): Promise<number>;
 
-  /** The events after `afterId` whose topic is in `topics`, oldest first. */
+  /**
+   * The events after `afterId` whose topic is in `topics`, oldest first, with
+   * the bounds of what is kept. Events older than the retention's `maxAgeMs`
+   * count as gone, whether or not the backend has dropped them yet.
+   */
   read(afterId: number, topics: ReadonlySet<string>): Promise<HistoryRead>;
 
   /** The id of the newest event, or 0 before the first. */

@@ -49,7 +49,7 @@ async function main(argv: string[]): Promise<void> {
   }
 
   const logger = createLogger();
-  const events = new ServerEvents({ broker: brokerFromEnv(), logger });
+  const events = new ServerEvents({ broker: await brokerFromEnv(), logger });
   await events.start();
   const app = new Koa();
   ignoreClientDisconnects(app);

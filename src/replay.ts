@@ -1,4 +1,4 @@
-import type { EventHistory, HistoryEntry } from './broker.js';
+import type { EventHistory, HistoryEntry, HistoryRead } from './broker.js';
 import { decodeEnvelope } from './envelope.js';
 import type { EventSubscription } from './subscription.js';
 
@@ -9,11 +9,21 @@ export interface Missed {
 }
 
 /**
+ * The continuity rule, for every broker: does `read` hold everything after
+ * `afterId`? Returns why not, or `undefined` when it does. The history only
+ * reports what it keeps (`first`, `head`); this decides.
+ */
+export function gapOf(read: HistoryRead, afterId: number): string | undefined {
+  // Above the head is an id this history never gave (a backend restored from an older snapshot numbers lower).
+  if (afterId > read.head || afterId + 1 < read.first) return 'events after this id are no longer kept';
+  return undefined;
+}
+
+/**
  * Reads from `history` what `sub` missed after `afterId` among `topics`, and
- * sets the subscription's last id to where live delivery continues. When the
- * history no longer holds everything after `afterId`, that is a gap, and
- * live delivery continues from the history's head, even if that is below the
- * old id (a backend restored from an older snapshot numbers from there).
+ * sets the subscription's last id to where live delivery continues. On a
+ * gap, live delivery continues from the history's head, even if that is
+ * below the old id.
  */
 export async function readMissed(
   history: EventHistory | undefined,
@@ -23,9 +33,10 @@ export async function readMissed(
 ): Promise<Missed> {
   if (!history) return { entries: [], gap: 'this broker keeps no history' };
   const read = await history.read(afterId, topics);
-  if (!read.complete) {
-    sub.lastEventId = await history.head();
-    return { entries: [], gap: 'events after this id are no longer kept' };
+  const gap = gapOf(read, afterId);
+  if (gap !== undefined) {
+    sub.lastEventId = read.head;
+    return { entries: [], gap };
   }
   sub.lastEventId = Math.max(sub.lastEventId, afterId);
   return { entries: read.entries };

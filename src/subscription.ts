@@ -1,72 +1,25 @@
 import { encodeFrame } from './protocol.js';
+import type { SubscriptionInfo } from './records.js';
 
 /**
- * What the cluster knows about one subscription: the record kept in the
- * broker's presence store, readable from every server.
+ * Where a subscription's frames go: an HTTP response, in practice. Each
+ * `write` is handed a whole frame (or keep-alive) and must send it in one piece.
  */
-export interface SubscriptionInfo {
-  /** The subscription id: 20 characters of `[A-Za-z0-9]`. */
-  id: string;
-  /** The authenticated user's id, or `-N` for anonymous user N. */
-  userId: string;
-  userName?: string;
-  displayName: string;
-  /** The `ss-id` session the stream was opened with. */
-  sessionId?: string;
-  channels: string[];
-  /** Unix time in milliseconds. */
-  createdAt: number;
-  isAuthenticated: boolean;
-  profileUrl: string;
-  /** The client address that opened the stream. */
-  userAddress?: string;
-  /**
-   * The public, all-string map sent in `cmd.onJoin`/`onLeave`/`onUpdate`/
-   * `onHeartbeat` and listed by `/event-subscribers`: userId,
-   * isAuthenticated, displayName, channels, createdAt, profileUrl, plus any
-   * keys added by the `onCreated` hook.
-   */
-  meta: Record<string, string>;
-  /** The id of the server process holding the stream. */
-  serverId: string;
-  /** Names the HTTP stream that holds the subscription now; a resume gives it a new one. */
-  connectionId?: string;
-  /** Set while no stream holds it: the client may resume it until its lease runs out. */
-  detached?: boolean;
-}
-
-/**
- * The channel list after a change: removals first, as ServiceStack does,
- * then additions in order, each once.
- */
-export function nextChannels(before: readonly string[], subscribe: readonly string[], unsubscribe: readonly string[]): string[] {
-  const after = before.filter((c) => !unsubscribe.includes(c));
-  for (const channel of subscribe) if (!after.includes(channel)) after.push(channel);
-  return after;
-}
-
-/** The meta map of `info` with its channel list changed. */
-export function withChannels(info: SubscriptionInfo, channels: string[]): SubscriptionInfo {
-  return { ...info, channels, meta: { ...info.meta, channels: channels.join(',') } };
-}
-
-/** Where a subscription's frames go: an HTTP response, in practice. */
 export interface EventSink {
+  /** Starts the stream (sends the response headers); called once, before the first frame. */
+  open(): void;
   write(chunk: string): unknown;
   end(): void;
+  /** Calls `listener` once when the client goes away or the stream ends. */
+  onClose(listener: () => void): void;
 }
 
-/** Builds the public meta map of a subscription from its fields. */
-export function buildMeta(info: Omit<SubscriptionInfo, 'meta'>, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    userId: info.userId,
-    isAuthenticated: String(info.isAuthenticated),
-    displayName: info.displayName,
-    channels: info.channels.join(','),
-    createdAt: String(info.createdAt),
-    profileUrl: info.profileUrl,
-    ...extra,
-  };
+/** How a subscription numbers and reports its frames; fixed when it is made. */
+export interface FrameOptions {
+  /** Number frames 1, 2, 3... itself, for brokers without history. Default `true`. */
+  ownNumbering?: boolean;
+  /** Called with every frame just before it is written. */
+  beforeWrite?: (sub: EventSubscription, frame: string) => void;
 }
 
 /** An event that arrived while the subscription was held (during replay). */
@@ -96,17 +49,19 @@ export class EventSubscription {
   heartbeats = 0;
   /** The id of the last frame written. */
   lastEventId = 0;
-  /** Numbers frames itself, for brokers without history. Set by `ServerEvents.register`. */
-  ownNumbering = true;
-  /** Called with every frame just before it is written. Set by `ServerEvents.register`. */
-  beforeWrite: ((frame: string) => void) | undefined;
+  private readonly ownNumbering: boolean;
+  private readonly beforeWrite: FrameOptions['beforeWrite'];
   private held: HeldEvent[] | undefined;
   private closed = false;
 
   constructor(
     readonly info: SubscriptionInfo,
     private readonly sink: EventSink,
-  ) {}
+    options: FrameOptions = {},
+  ) {
+    this.ownNumbering = options.ownNumbering ?? true;
+    this.beforeWrite = options.beforeWrite;
+  }
 
   get id(): string {
     return this.info.id;
@@ -175,7 +130,7 @@ export class EventSubscription {
 
   private write(frame: string): void {
     if (this.closed) return;
-    this.beforeWrite?.(frame);
+    this.beforeWrite?.(this, frame);
     this.sink.write(frame);
   }
 }

@@ -1,5 +1,5 @@
 import type { Broker } from './broker.js';
-import type { SubscriptionInfo } from './subscription.js';
+import type { SubscriptionInfo } from './records.js';
 
 /**
  * Broker topic names. Each kind of audience has a topic of its own, so a

@@ -7,10 +7,10 @@ import { runScript as run } from './helpers/run-script.js';
 
 const cli = (args: string[], env: Record<string, string> = {}) => run('src/cli.ts', args, env);
 
-test('brokerFromEnv defaults to memory and refuses unknown brokers in one line', (t) => {
-  t.is(brokerFromEnv({}).name, 'memory');
-  t.is(brokerFromEnv({ BROKER: 'Memory' }).name, 'memory');
-  const error = t.throws(() => brokerFromEnv({ BROKER: 'kafka' }), { instanceOf: ConfigError });
+test('brokerFromEnv defaults to memory and refuses unknown brokers in one line', async (t) => {
+  t.is((await brokerFromEnv({})).name, 'memory');
+  t.is((await brokerFromEnv({ BROKER: 'Memory' })).name, 'memory');
+  const error = await t.throwsAsync(() => brokerFromEnv({ BROKER: 'kafka' }), { instanceOf: ConfigError });
   t.is(error?.message, "unknown BROKER 'kafka': use one of memory, redis, nats");
 });
 

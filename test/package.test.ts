@@ -1,18 +1,46 @@
+import { execFile } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
+import { promisify } from 'node:util';
 import test from 'ava';
 import Koa from 'koa';
 
 // Imported by the package name, so these go through package.json's `exports`
-// map to the built `dist/` (npm install builds it), as a user's code would.
+// map to the built `dist/` (`npm test` builds it first), as a user's code would.
 const library = await import('server-events');
 const client = await import('server-events/client');
 
-test('the package exports the server, the brokers and the client, with the README example working', async (t) => {
-  for (const name of ['ServerEvents', 'MemoryBroker', 'RedisBroker', 'NatsBroker', 'serverEventsMiddleware', 'ServerEventsClient', 'brokerFromEnv']) {
+const run = promisify(execFile);
+
+/** The CommonJS modules (ioredis and nats.js are CommonJS) that importing `entry` loads, in a fresh process. */
+async function modulesLoadedBy(entry: string): Promise<string[]> {
+  const script = `import ${JSON.stringify(entry)}; import { createRequire } from 'node:module'; console.log(JSON.stringify(Object.keys(createRequire(import.meta.url).cache)));`;
+  const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script]);
+  return JSON.parse(stdout) as string[];
+}
+
+const brokerClients = /node_modules\/(ioredis|@nats-io)\//;
+
+test('importing the package root loads no broker client library; the adapter entries do', async (t) => {
+  const root = await modulesLoadedBy('server-events');
+  t.deepEqual(root.filter((path) => brokerClients.test(path)), [], 'neither ioredis nor @nats-io/*');
+  t.true((await modulesLoadedBy('server-events/adapters/redis')).some((path) => /node_modules\/ioredis\//.test(path)), 'the check sees ioredis when it is loaded');
+  t.true((await modulesLoadedBy('server-events/adapters/nats')).some((path) => /node_modules\/@nats-io\//.test(path)));
+});
+
+test('the package exports the server, the memory broker, the HTTP side and the client; Redis and NATS have their own entries', async (t) => {
+  for (const name of ['ServerEvents', 'MemoryBroker', 'serverEventsMiddleware', 'ServerEventsClient', 'brokerFromEnv', 'createBroker', 'corsMiddleware']) {
     t.is(typeof (library as Record<string, unknown>)[name], 'function', name);
   }
+  t.false('RedisBroker' in library, 'the root does not carry the Redis adapter');
+  const { RedisBroker } = await import('server-events/adapters/redis');
+  const { NatsBroker } = await import('server-events/adapters/nats');
+  t.is(typeof RedisBroker, 'function');
+  t.is(typeof NatsBroker, 'function');
+  t.is((await library.createBroker('redis', { url: 'redis://127.0.0.1:1' })).name, 'redis', 'createBroker loads an adapter when asked');
   t.is(typeof client.ServerEventsClient, 'function');
+});
 
+test('the README example works against the built package', async (t) => {
   const { ServerEvents, MemoryBroker, serverEventsMiddleware, ignoreClientDisconnects } = library;
   const events = new ServerEvents({ broker: new MemoryBroker() });
   await events.start();

@@ -11,7 +11,7 @@ import { brokerFromEnv, ignoreClientDisconnects, ServerEvents, serverEventsMiddl
 import { portOf, serveCommands } from './control.js';
 
 const events = new ServerEvents({
-  broker: brokerFromEnv(),
+  broker: await brokerFromEnv(),
   notifyChannelOfSubscriptions: false,
   idleTimeoutMs: 60 * 60_000,
 });

@@ -10,7 +10,7 @@ import { brokerFromEnv, ignoreClientDisconnects, ServerEvents, serverEventsMiddl
 import { portOf, serveCommands } from './control.js';
 
 const events = new ServerEvents({
-  broker: brokerFromEnv(),
+  broker: await brokerFromEnv(),
   idleTimeoutMs: Number(process.env.IDLE_TIMEOUT_MS ?? 10_000),
   heartbeatIntervalMs: Number(process.env.HEARTBEAT_MS ?? 3_000),
   houseKeepingIntervalMs: Number(process.env.HOUSEKEEPING_MS ?? 2_000),

@@ -4,7 +4,7 @@
  * instance on the same broker.
  */
 import { parseArgs } from 'node:util';
-import { createLogger, historyFromEnv, MemoryBroker, NatsBroker, parseOrigins, RedisBroker, ServerEvents, shutdownOnSignals, type Broker } from '../../src/index.js';
+import { createBroker, createLogger, historyFromEnv, parseOrigins, ServerEvents, shutdownOnSignals, type BrokerKind, type BrokerSettings } from '../../src/index.js';
 import { createChatApp } from './app.js';
 
 const usage = `Usage: npm start -- [options]
@@ -20,7 +20,7 @@ class UsageError extends Error {}
 
 interface Config {
   port: number;
-  broker: Broker;
+  broker: { kind: BrokerKind; settings: BrokerSettings };
   background?: string;
   cors?: string[];
 }
@@ -58,10 +58,10 @@ function readConfig(argv: string[], env: NodeJS.ProcessEnv): Config | undefined 
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
-  let broker: Broker;
-  if (kind === 'redis') broker = new RedisBroker({ url: brokerUrl('redis', values.redis ?? env.REDIS_URL, 6379), prefix, history });
-  else if (kind === 'nats') broker = new NatsBroker({ url: brokerUrl('nats', values.nats ?? env.NATS_URL, 4222), prefix, history });
-  else if (kind === 'memory') broker = new MemoryBroker({ history });
+  let broker: Config['broker'];
+  if (kind === 'redis') broker = { kind, settings: { url: brokerUrl('redis', values.redis ?? env.REDIS_URL, 6379), prefix, history } };
+  else if (kind === 'nats') broker = { kind, settings: { url: brokerUrl('nats', values.nats ?? env.NATS_URL, 4222), prefix, history } };
+  else if (kind === 'memory') broker = { kind, settings: { history } };
   else throw new UsageError(`unknown BROKER '${kind}': use memory, redis or nats`);
   const corsText = values.cors ?? (env.CORS_ORIGINS || undefined);
   let cors: string[] | undefined;
@@ -95,7 +95,7 @@ async function main(): Promise<void> {
     return;
   }
   const logger = createLogger();
-  const events = new ServerEvents({ broker: config.broker, logger });
+  const events = new ServerEvents({ broker: await createBroker(config.broker.kind, config.broker.settings), logger });
   await events.start();
   const app = await createChatApp(events, { background: config.background, label: String(config.port), cors: config.cors });
   const server = app.listen(config.port);

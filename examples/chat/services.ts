@@ -39,6 +39,8 @@ const historyKey = (channel: string) => `chat:${channel}`;
  * capped list in the broker.
  */
 export function chatServices(events: ServerEvents): Router {
+  const lists = events.broker.lists;
+  if (!lists) throw new Error(`the Chat keeps its history in the broker's lists, which the ${events.broker.name} broker does not have`);
   const router = new Router();
   router.use(bodyParser({ enableTypes: ['json', 'form'], jsonLimit: '16kb', formLimit: '16kb' }));
 
@@ -66,7 +68,7 @@ export function chatServices(events: ServerEvents): Router {
       }
     } else {
       await events.notifyChannel(channel, selector, chat);
-      await events.broker.lists.push(historyKey(channel), JSON.stringify(chat), historyLength);
+      await lists.push(historyKey(channel), JSON.stringify(chat), historyLength);
     }
     ctx.body = chat;
   });
@@ -90,8 +92,8 @@ export function chatServices(events: ServerEvents): Router {
     const channels = (query('channels') ?? 'home').split(',').map((c) => c.trim()).filter(Boolean);
     const afterId = Number(query('afterId') ?? 0) || 0;
     const take = Math.min(Math.max(Number(query('take') ?? historyLength) || historyLength, 1), historyLength * channels.length);
-    const lists = await Promise.all(channels.map((channel) => events.broker.lists.range(historyKey(channel))));
-    const results = lists
+    const kept = await Promise.all(channels.map((channel) => lists.range(historyKey(channel))));
+    const results = kept
       .flat()
       .map((entry) => JSON.parse(entry) as ChatMessage)
       .filter((m) => m.id > afterId)

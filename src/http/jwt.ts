@@ -1,6 +1,6 @@
 import { createRemoteJWKSet, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { Context } from 'koa';
-import type { Identity } from './identity.js';
+import type { Identity } from '../identity.js';
 
 export interface JwtOptions {
   /** An HMAC secret (HS256 and friends), or a public key from jose's `importSPKI`/`importJWK`. One of `secret`, `key`, `jwksUrl`. */

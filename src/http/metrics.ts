@@ -1,5 +1,6 @@
 import type { Context, Middleware, Next } from 'koa';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { internalsOf } from '../internals.js';
 import type { ServerEvents } from '../server-events.js';
 import type { ServerEventsStats } from '../stats.js';
 
@@ -63,7 +64,7 @@ export function serverEventsMetrics(events: ServerEvents, options: MetricsOption
     registers: [registry],
     collect() {
       this.reset();
-      const largest = [...events.localChannelCounts()].sort((a, b) => b[1] - a[1]).slice(0, maxChannels);
+      const largest = [...internalsOf(events).delivery.channelCounts()].sort((a, b) => b[1] - a[1]).slice(0, maxChannels);
       for (const [channel, count] of largest) this.set({ channel }, count);
     },
   });
@@ -73,7 +74,7 @@ export function serverEventsMetrics(events: ServerEvents, options: MetricsOption
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [registry],
   });
-  events.observeDeliveryLag((ms) => lag.observe(Math.max(0, ms) / 1000));
+  internalsOf(events).delivery.observeLag((ms) => lag.observe(Math.max(0, ms) / 1000));
 
   const middleware = async (ctx: Context, next: Next) => {
     if (ctx.path !== path || ctx.method !== 'GET') return next();

@@ -3,6 +3,7 @@ import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import type { Context, Middleware, Next } from 'koa';
 import { InvalidArgumentError } from '../arguments.js';
+import { internalsOf } from '../internals.js';
 import type { ServerEvents } from '../server-events.js';
 import { corsMiddleware } from './cors.js';
 import { sendError } from './errors.js';
@@ -78,7 +79,7 @@ function answerErrors(events: ServerEvents): Middleware {
     } catch (error) {
       if (ctx.respond === false) {
         // The stream already started: nothing can be answered any more.
-        events.reportError(error);
+        internalsOf(events).reportError(error);
         return;
       }
       if (error instanceof InvalidArgumentError) return sendError(ctx, error.status, error.message);
@@ -91,7 +92,7 @@ function answerErrors(events: ServerEvents): Middleware {
         // Not a fault of this request or this server: the broker is away, and the client should retry.
         return sendError(ctx, 503, 'The broker is unavailable; try again shortly', 2);
       }
-      events.reportError(error);
+      internalsOf(events).reportError(error);
       sendError(ctx, 500, 'Internal Server Error');
     }
   };

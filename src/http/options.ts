@@ -1,7 +1,7 @@
 import type { Context } from 'koa';
 import type { EventSubscription } from '../subscription.js';
 import type { CorsOptions } from './cors.js';
-import type { Identity } from './identity.js';
+import type { Identity } from '../identity.js';
 
 /** Who asks to join a channel, as `authorizeChannel` sees them. */
 export interface ChannelUser {

@@ -1,11 +1,12 @@
 import type { Context } from 'koa';
+import { isAuthenticated } from '../identity.js';
 import { channelNameProblem, splitList } from '../protocol.js';
+import type { SubscriptionInfo } from '../records.js';
 import type { ServerEvents } from '../server-events.js';
-import type { SubscriptionInfo } from '../subscription.js';
+import { channelUserOf, firstForbiddenChannel } from './authorization.js';
 import { sendError, subscriptionNotFound } from './errors.js';
-import { sessionCookie } from './identity.js';
-import { firstForbiddenChannel } from './stream.js';
 import type { MiddlewareOptions } from './options.js';
+import { sessionCookie } from './session.js';
 
 /**
  * The requests that act on an existing subscription. Each reads the record
@@ -75,8 +76,7 @@ export class SubscriberRoutes {
     const { limitToAuthenticatedUsers, authorizeChannel, authenticate } = this.options;
     if (!limitToAuthenticatedUsers && !authorizeChannel) return true;
     const identity = (await authenticate?.(ctx)) ?? {};
-    const isAuthenticated = identity.isAuthenticated ?? identity.userId !== undefined;
-    if (limitToAuthenticatedUsers && !isAuthenticated) {
+    if (limitToAuthenticatedUsers && !isAuthenticated(identity)) {
       sendError(ctx, 401, 'Auth Required');
       return false;
     }
@@ -85,7 +85,7 @@ export class SubscriberRoutes {
       sendError(ctx, 403, 'Name the channels to list');
       return false;
     }
-    const user = { userId: identity.userId, userName: identity.userName, isAuthenticated, sessionId: identity.sessionId ?? ctx.cookies.get(sessionCookie) };
+    const user = channelUserOf(identity, identity.sessionId ?? ctx.cookies.get(sessionCookie));
     const forbidden = await firstForbiddenChannel(this.options, user, channels, ctx);
     if (forbidden === undefined) return true;
     sendError(ctx, 403, `Not allowed to list channel '${forbidden}'`);

@@ -1,6 +1,6 @@
 import test from 'ava';
-import { NatsBroker } from '../../adapters/nats.js';
-import { RedisBroker } from '../../adapters/redis.js';
+import { NatsBroker } from '../../adapters/nats/index.js';
+import { RedisBroker } from '../../adapters/redis/index.js';
 import type { ClusterFactory } from './cluster.js';
 import { findBinary, startNats, startRedis, type BrokerProcess } from './processes.js';
 
@@ -38,11 +38,14 @@ export function withBrokerServer(kind: BrokerKind, register: (factory: ClusterFa
   let clusters = 0;
   const factory: ClusterFactory = {
     name: kind,
-    async create() {
+    async create(options = {}) {
       const prefix = `t${++clusters}`;
+      const { history } = options;
       return {
         broker: () =>
-          kind === 'redis' ? new RedisBroker({ url: current().url, prefix: `${prefix}:` }) : new NatsBroker({ url: current().url, prefix }),
+          kind === 'redis'
+            ? new RedisBroker({ url: current().url, prefix: `${prefix}:`, history })
+            : new NatsBroker({ url: current().url, prefix, history }),
         close: async () => {},
       };
     },

@@ -1,0 +1,96 @@
+import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { EventHistory, HistoryEntry, HistoryRead, HistoryRetention } from '../../src/broker.js';
+
+/**
+ * The event history as a JetStream stream on `{prefix}.h.>`. The stream
+ * republishes every message it stored, in its order and with its sequence, on
+ * `{prefix}.r.>`: live subscribers listen there, so they get exactly the
+ * messages the history took, numbered as the history numbers them. An id is
+ * the stream's creation time in microseconds plus the sequence, so a stream
+ * created anew (storage lost) starts a new epoch above every earlier id.
+ */
+export class NatsHistory implements EventHistory {
+  private epoch = 0;
+
+  constructor(
+    private readonly connection: () => NatsConnection,
+    private readonly prefix: string,
+    private readonly retention: Required<HistoryRetention>,
+  ) {}
+
+  get stream(): string {
+    return `${this.prefix}_history`;
+  }
+
+  /** Opens the stream, creating it when missing. */
+  async open(jsm: JetStreamManager): Promise<void> {
+    const config = {
+      name: this.stream,
+      subjects: [`${this.prefix}.h.>`],
+      max_msgs: this.retention.maxLength,
+      max_age: this.retention.maxAgeMs * 1_000_000,
+      republish: { src: `${this.prefix}.h.>`, dest: `${this.prefix}.r.>` },
+    };
+    let info;
+    try {
+      info = await jsm.streams.info(this.stream);
+    } catch {
+      info = await jsm.streams.add(config);
+    }
+    const current = info.config;
+    if (current.max_msgs !== config.max_msgs || current.max_age !== config.max_age || current.republish?.dest !== config.republish.dest) {
+      // Retention changed, or a stream made elsewhere: live delivery depends on the republish.
+      info = await jsm.streams.update(this.stream, config);
+    }
+    // Created times carry nanoseconds; Date understands milliseconds.
+    this.epoch = new Date(info.created.replace(/(\.\d{3})\d*/, '$1')).getTime() * 1000;
+  }
+
+  /** The id of a republished message, from its stream sequence. */
+  idOf(sequence: number): number {
+    return this.epoch + sequence;
+  }
+
+  async publish(topic: string, payload: string): Promise<number> {
+    // A stored message is acknowledged in milliseconds; past 2 s the caller learns it failed.
+    const ack = await jetstream(this.connection(), { timeout: 2000 }).publish(`${this.prefix}.h.${topic}`, payload);
+    return this.idOf(ack.seq);
+  }
+
+  async read(afterId: number, topics: ReadonlySet<string>): Promise<HistoryRead> {
+    const { state } = await (await jetstreamManager(this.connection())).streams.info(this.stream);
+    const head = this.idOf(state.last_seq);
+    // max_age makes JetStream drop old events itself, so first_seq is where the kept ones begin.
+    const first = state.messages > 0 ? this.idOf(state.first_seq) : head + 1;
+    const after = Math.max(afterId, first - 1) - this.epoch;
+    if (afterId >= head || afterId + 1 < first) return { entries: [], first, head };
+    const consumer = await jetstream(this.connection()).consumers.get(this.stream, {
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: after + 1,
+    });
+    const entries: HistoryEntry[] = [];
+    const subjectStart = `${this.prefix}.h.`.length;
+    for (let next = after + 1; next <= state.last_seq; ) {
+      const batch = await consumer.fetch({ max_messages: Math.min(state.last_seq - next + 1, 1000), expires: 5000 });
+      let got = 0;
+      for await (const message of batch) {
+        got++;
+        // Aged out or trimmed since the snapshot above: the consumer skips them, and what it skipped is gone.
+        if (message.seq !== next) return { entries: [], first: this.idOf(message.seq), head };
+        next = message.seq + 1;
+        const topic = message.subject.slice(subjectStart);
+        if (topics.has(topic)) entries.push({ id: this.idOf(message.seq), topic, payload: message.string() });
+        if (message.seq >= state.last_seq) break;
+      }
+      if (got === 0) return { entries: [], first: this.idOf(next + 1), head };
+    }
+    return { entries, first, head };
+  }
+
+  async head(): Promise<number> {
+    const { state } = await (await jetstreamManager(this.connection())).streams.info(this.stream);
+    return this.idOf(state.last_seq);
+  }
+}
+

@@ -1,0 +1,189 @@
+// nats.js v3 (`@nats-io/transport-node` with `@nats-io/kv`) is the line the
+// NATS team maintains now: it supersedes the single `nats` package (v2),
+// split into core, JetStream and KV modules under strict semver. Pinned to
+// 3.3.x: from 3.4 its id generator declares Node 22, and this project runs on 20.
+import { jetstreamManager } from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
+import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { withDefaults, type Broker, type BrokerStatus, type CappedLists } from '../../src/broker.js';
+import { CoalescedCounter } from './coalesced-counter.js';
+import { NatsHistory } from './history.js';
+import { compareAndSet, liveEntry, safeKey, untilWritten } from './kv.js';
+import { NatsLists } from './lists.js';
+import { NatsPresence } from './presence.js';
+
+const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export interface NatsBrokerOptions {
+  /** `nats://host:port`, or several separated by commas. Default `nats://127.0.0.1:4222`. */
+  url?: string;
+  /**
+   * Put before every subject and KV bucket name, so several apps can share
+   * one NATS. Letters, digits, `-` and `_` only (a `.` ends it on subjects).
+   * Default `se`.
+   */
+  prefix?: string;
+  /**
+   * How long the presence bucket keeps a record nobody renews, as a backstop
+   * behind the leases; it must exceed the idle timeout. Default 1 hour.
+   */
+  presenceMaxAgeMs?: number;
+  /** How much event history to keep for Last-Event-ID replay. Default 10,000 events, 5 minutes. */
+  history?: import('../../src/broker.js').HistoryRetention;
+}
+
+/**
+ * The NATS broker: topics are core NATS subjects (`{prefix}.{topic}`; the
+ * core percent-encodes names, so `.`, `*` and `>` in a channel name never
+ * reach a subject), presence, lists and counters live in JetStream
+ * key/value buckets, and the event history in a JetStream stream. It needs
+ * a nats-server with JetStream. The client reconnects by itself and
+ * subscribes again.
+ */
+export class NatsBroker implements Broker {
+  readonly name = 'nats';
+  readonly presence: NatsPresence;
+  readonly lists: CappedLists;
+  readonly history: NatsHistory;
+  readonly url: string;
+  private readonly prefix: string;
+  private readonly presenceMaxAgeMs: number;
+  private nc: NatsConnection | undefined;
+  private presenceBucket: KV | undefined;
+  private sequenceBucket: KV | undefined;
+  private listBucket: KV | undefined;
+  private readonly subscriptions = new Map<string, Subscription[]>();
+  private readonly counter = new CoalescedCounter((name, amount) => this.addToSequence(name, amount));
+  private connected = false;
+  private handler: (topic: string, payload: string, id?: number) => void = () => {};
+  private statusHandler: (status: BrokerStatus) => void = () => {};
+
+  constructor(options: NatsBrokerOptions = {}) {
+    this.url = options.url ?? 'nats://127.0.0.1:4222';
+    this.prefix = options.prefix ?? 'se';
+    if (!/^[A-Za-z0-9_-]+$/.test(this.prefix)) throw new Error(`NATS prefix '${this.prefix}' may contain only letters, digits, '-' and '_'`);
+    this.presenceMaxAgeMs = options.presenceMaxAgeMs ?? 3_600_000;
+    this.presence = new NatsPresence(() => this.required(this.presenceBucket));
+    this.lists = new NatsLists(() => this.required(this.listBucket));
+    this.history = new NatsHistory(() => this.required(this.nc), this.prefix, withDefaults(options.history));
+  }
+
+  async connect(): Promise<void> {
+    try {
+      this.nc = await connect({ servers: this.url.split(','), maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+    } catch (error) {
+      throw new Error(`cannot reach NATS at ${this.url}: ${(error as Error).message}`);
+    }
+    try {
+      await this.openBuckets();
+    } catch (error) {
+      await this.nc.close();
+      throw new Error(`NATS at ${this.url} has no usable JetStream (start nats-server with -js): ${(error as Error).message}`);
+    }
+    this.connected = true;
+    void this.watchStatus(this.nc);
+  }
+
+  async publish(topic: string, payload: string): Promise<void> {
+    // nats.js would buffer it and send it late; the contract says a publish that cannot reach the server fails.
+    if (!this.connected) throw new Error(`NATS at ${this.url} is unreachable: not published`);
+    this.required(this.nc).publish(this.subject(topic), payload);
+  }
+
+  async subscribe(topics: readonly string[]): Promise<void> {
+    const nc = this.required(this.nc);
+    for (const topic of topics) {
+      if (this.subscriptions.has(topic)) continue;
+      // Controls arrive on the topic's own subject; events, as the history republishes them.
+      const controls = nc.subscribe(this.subject(topic), {
+        callback: (error, msg) => {
+          if (!error) this.handler(topic, msg.string());
+        },
+      });
+      const events = nc.subscribe(`${this.prefix}.r.${topic}`, {
+        callback: (error, msg) => {
+          const sequence = Number(msg.headers?.get('Nats-Sequence'));
+          if (!error && sequence > 0) this.handler(topic, msg.string(), this.history.idOf(sequence));
+        },
+      });
+      this.subscriptions.set(topic, [controls, events]);
+    }
+    // Once the server has answered a ping, it has every SUB sent before it.
+    await nc.flush();
+  }
+
+  async unsubscribe(topics: readonly string[]): Promise<void> {
+    for (const topic of topics) {
+      for (const subscription of this.subscriptions.get(topic) ?? []) subscription.unsubscribe();
+      this.subscriptions.delete(topic);
+    }
+  }
+
+  onMessage(handler: (topic: string, payload: string, id?: number) => void): void {
+    this.handler = handler;
+  }
+
+  onStatus(handler: (status: BrokerStatus) => void): void {
+    this.statusHandler = handler;
+  }
+
+  nextSequence(name: string): Promise<number> {
+    return this.counter.next(name);
+  }
+
+  /** Raises a counter by `amount` with compare-and-set, retrying (a bounded number of times) when another server wrote first. */
+  private addToSequence(name: string, amount: number): Promise<number> {
+    const bucket = this.required(this.sequenceBucket);
+    const key = safeKey(name);
+    return untilWritten(`raising counter ${name}`, async () => {
+      const entry = await bucket.get(key);
+      const next = (entry ? Number((await liveEntry(bucket, key))?.string() ?? 0) : 0) + amount;
+      const written = await compareAndSet(() => (entry ? bucket.update(key, String(next), entry.revision) : bucket.create(key, String(next))));
+      return written === true ? next : written;
+    }, 50);
+  }
+
+  async close(): Promise<void> {
+    const nc = this.nc;
+    this.nc = undefined;
+    this.subscriptions.clear();
+    this.presence.stop();
+    if (nc && !nc.isClosed()) await nc.close();
+  }
+
+  private async openBuckets(): Promise<void> {
+    const kvm = new Kvm(this.required(this.nc));
+    this.presenceBucket = await kvm.create(`${this.prefix}_presence`, { history: 1, ttl: this.presenceMaxAgeMs });
+    this.sequenceBucket = await kvm.create(`${this.prefix}_sequences`, { history: 1 });
+    this.listBucket = await kvm.create(`${this.prefix}_lists`, { history: 1 });
+    await this.history.open(await jetstreamManager(this.required(this.nc)));
+    await this.presence.follow();
+  }
+
+  private async watchStatus(nc: NatsConnection): Promise<void> {
+    for await (const status of nc.status()) {
+      if (status.type === 'disconnect') {
+        this.connected = false;
+        this.statusHandler({ connected: false, reason: `disconnected from ${status.server}` });
+      } else if (status.type === 'reconnect') {
+        // A restarted server without storage has lost the buckets: open (or create) them again.
+        // A restarted server may have lost the buckets and the stream (and JetStream needs a moment
+        // to start): open or create them before anything relies on them, the epoch above all.
+        while (!nc.isClosed() && !(await this.openBuckets().then(() => true, () => false))) await delay(250);
+        // The client subscribed again on reconnecting; once the server answers a ping it has them all.
+        await nc.flush().catch(() => {});
+        this.connected = true;
+        this.statusHandler({ connected: true });
+      }
+    }
+  }
+
+  private subject(topic: string): string {
+    return `${this.prefix}.${topic}`;
+  }
+
+  private required<T>(value: T | undefined): T {
+    if (value === undefined) throw new Error('the NATS broker is not connected');
+    return value;
+  }
+}

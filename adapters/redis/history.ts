@@ -1,0 +1,81 @@
+import type { Redis } from 'ioredis';
+import type { EventHistory, HistoryRead, HistoryRetention } from '../../src/broker.js';
+
+/**
+ * The history's scripts. Publishing appends to the stream and publishes in
+ * one script, so ids and live delivery agree; the pub/sub message carries the
+ * id: `#{id}|{payload}`. A missing counter starts a new epoch at Redis's
+ * clock in microseconds, above every id of an earlier epoch.
+ */
+const epochLua = `if redis.call('EXISTS', KEYS[1]) == 0 then
+  local t = redis.call('TIME')
+  redis.call('SET', KEYS[1], string.format('%.0f', tonumber(t[1]) * 1000000 + tonumber(t[2])))
+end
+`;
+
+/** The newest id; a missing counter (first use, or lost in a restart) starts a new epoch. */
+const historyHead = `${epochLua}return redis.call('GET', KEYS[1])`;
+
+const publishWithHistory = `${epochLua}local id = redis.call('INCR', KEYS[1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local sid = string.format('%.0f', id)
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], sid .. '-0', 't', ARGV[1], 'p', ARGV[2], 'at', now)
+redis.call('PUBLISH', ARGV[4], '#' .. sid .. '|' .. ARGV[2])
+return sid`;
+
+/** Splits what the subscriber connection received into the id and the payload of a history message. */
+export function parseHistoryMessage(message: string): { id?: number; payload: string } {
+  if (!message.startsWith('#')) return { payload: message };
+  const bar = message.indexOf('|');
+  return { id: Number(message.slice(1, bar)), payload: message.slice(bar + 1) };
+}
+
+/** The event history as a Redis stream whose entry ids are the event ids. */
+export class RedisHistory implements EventHistory {
+  private readonly keys: [string, string];
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly retention: Required<HistoryRetention>,
+  ) {
+    this.keys = [`${prefix}history:seq`, `${prefix}history`];
+    redis.defineCommand('history_publish', { numberOfKeys: 2, lua: publishWithHistory });
+    redis.defineCommand('history_head', { numberOfKeys: 1, lua: historyHead });
+  }
+
+  async publish(topic: string, payload: string): Promise<number> {
+    return Number(await this.script('history_publish')(...this.keys, topic, payload, this.retention.maxLength, this.prefix + topic));
+  }
+
+  async read(afterId: number, topics: ReadonlySet<string>): Promise<HistoryRead> {
+    const head = await this.head();
+    if (afterId >= head) return { entries: [], first: head + 1, head };
+    const raw = await this.redis.xrange(this.keys[1], `${afterId + 1}-0`, '+');
+    const oldestAllowed = Date.now() - this.retention.maxAgeMs;
+    // Entries past their age count as gone, as if the stream had trimmed them.
+    const young = raw.filter(([, fields]) => Number(field(fields, 'at')) >= oldestAllowed);
+    const entries = young
+      .map(([streamId, fields]) => ({ id: parseInt(streamId, 10), topic: field(fields, 't'), payload: field(fields, 'p') }))
+      .filter((entry) => topics.has(entry.topic));
+    // What came back starts at the oldest event the read could see; nothing at all means it is all gone.
+    const first = young.length > 0 ? parseInt(young[0]![0], 10) : head + 1;
+    return { entries, first, head };
+  }
+
+  async head(): Promise<number> {
+    return Number(await this.script('history_head')(this.keys[0]));
+  }
+
+  private script(name: string): (...args: unknown[]) => Promise<string> {
+    const script = (this.redis as unknown as Record<string, (...a: unknown[]) => Promise<string>>)[name]!;
+    return (...args) => script.call(this.redis, ...args);
+  }
+}
+
+/** A field of a stream entry, given as a flat [name, value, ...] list. */
+function field(fields: string[], name: string): string {
+  const at = fields.indexOf(name);
+  return at >= 0 && at % 2 === 0 ? fields[at + 1]! : '';
+}

@@ -1,0 +1,133 @@
+import { Redis, type RedisOptions } from 'ioredis';
+import { withDefaults, type Broker, type BrokerStatus, type CappedLists, type EventHistory, type HistoryRetention, type PresenceStore } from '../../src/broker.js';
+import { parseHistoryMessage, RedisHistory } from './history.js';
+import { RedisLists } from './lists.js';
+import { RedisPresence } from './presence.js';
+
+export interface RedisBrokerOptions {
+  /** `redis://[:password@]host[:port][/db]`. Default `redis://127.0.0.1:6379`. */
+  url?: string;
+  /** Put before every key and pub/sub channel, so several apps can share one Redis. Default `se:`. */
+  prefix?: string;
+  /** How much event history to keep for Last-Event-ID replay. Default 10,000 events, 5 minutes. */
+  history?: HistoryRetention;
+  /** Passed to ioredis as they are. */
+  redisOptions?: RedisOptions;
+}
+
+/** SUBSCRIBE commands carry at most this many channels, to keep each reply small. */
+const subscribeBatch = 512;
+
+/**
+ * The Redis broker: topics are pub/sub channels (`{prefix}{topic}`), presence
+ * and counters are keys. It holds two connections, one for commands and one
+ * in subscriber mode. ioredis reconnects by itself and subscribes to every
+ * channel again (`autoResubscribe`); this adapter reports the outage and the
+ * recovery to the core.
+ */
+export class RedisBroker implements Broker {
+  readonly name = 'redis';
+  readonly presence: PresenceStore;
+  readonly lists: CappedLists;
+  readonly history: EventHistory;
+  readonly url: string;
+  private readonly prefix: string;
+  private readonly commands: Redis;
+  private readonly subscriber: Redis;
+  private handler: (topic: string, payload: string, id?: number) => void = () => {};
+  private statusHandler: (status: BrokerStatus) => void = () => {};
+  private connected = false;
+  private everConnected = false;
+  private closing = false;
+
+  constructor(options: RedisBrokerOptions = {}) {
+    this.url = options.url ?? 'redis://127.0.0.1:6379';
+    this.prefix = options.prefix ?? 'se:';
+    const redisOptions: RedisOptions = {
+      lazyConnect: true,
+      // Commands sent during an outage fail after a few retries instead of waiting forever.
+      maxRetriesPerRequest: 2,
+      retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 500),
+      ...options.redisOptions,
+    };
+    this.commands = new Redis(this.url, redisOptions);
+    this.subscriber = new Redis(this.url, redisOptions);
+    this.presence = new RedisPresence(this.commands, this.prefix);
+    this.lists = new RedisLists(this.commands, this.prefix);
+    this.history = new RedisHistory(this.commands, this.prefix, withDefaults(options.history));
+    this.subscriber.on('message', (channel: string, message: string) => {
+      if (!channel.startsWith(this.prefix)) return;
+      const { id, payload } = parseHistoryMessage(message);
+      this.handler(channel.slice(this.prefix.length), payload, id);
+    });
+    for (const connection of [this.commands, this.subscriber]) {
+      connection.on('error', (error: Error) => this.lost(error.message));
+      connection.on('close', () => this.lost('connection closed'));
+      connection.on('ready', () => this.ready());
+    }
+  }
+
+  async connect(): Promise<void> {
+    try {
+      await Promise.all([this.commands.connect(), this.subscriber.connect()]);
+    } catch (error) {
+      this.closing = true;
+      this.commands.disconnect();
+      this.subscriber.disconnect();
+      throw new Error(`cannot reach Redis at ${this.url}: ${(error as Error).message}`);
+    }
+  }
+
+  async publish(topic: string, payload: string): Promise<void> {
+    await this.commands.publish(this.prefix + topic, payload);
+  }
+
+  async subscribe(topics: readonly string[]): Promise<void> {
+    for (let i = 0; i < topics.length; i += subscribeBatch) {
+      await this.subscriber.subscribe(...topics.slice(i, i + subscribeBatch).map((t) => this.prefix + t));
+    }
+  }
+
+  async unsubscribe(topics: readonly string[]): Promise<void> {
+    for (let i = 0; i < topics.length; i += subscribeBatch) {
+      await this.subscriber.unsubscribe(...topics.slice(i, i + subscribeBatch).map((t) => this.prefix + t));
+    }
+  }
+
+  onMessage(handler: (topic: string, payload: string, id?: number) => void): void {
+    this.handler = handler;
+  }
+
+  onStatus(handler: (status: BrokerStatus) => void): void {
+    this.statusHandler = handler;
+  }
+
+  async nextSequence(name: string): Promise<number> {
+    return this.commands.incr(`${this.prefix}seq:${name}`);
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    await Promise.allSettled([this.commands.quit(), this.subscriber.quit()]);
+  }
+
+  private lost(reason: string): void {
+    if (this.closing || !this.connected) return;
+    this.connected = false;
+    this.statusHandler({ connected: false, reason });
+  }
+
+  private ready(): void {
+    if (this.connected || this.commands.status !== 'ready' || this.subscriber.status !== 'ready') return;
+    this.connected = true;
+    const recovered = this.everConnected;
+    this.everConnected = true;
+    if (!recovered) return;
+    // ioredis is ready once it has sent its SUBSCRIBEs again; a PING answered on the same
+    // connection proves Redis has applied them, so nothing published after this is missed.
+    void this.subscriber.ping().then(
+      () => this.statusHandler({ connected: true }),
+      (error: Error) => this.lost(error.message),
+    );
+  }
+}

@@ -1,0 +1,217 @@
+import { PayloadTooLargeError, serializeMessage } from './arguments.js';
+import type { Core } from './core.js';
+import { decodeEnvelope, encodeEnvelope, type Control, type Envelope } from './envelope.js';
+import { readMissed, writeMissed, type Missed } from './replay.js';
+import { EventSubscription, type EventSink } from './subscription.js';
+import type { SubscriptionInfo } from './records.js';
+import { TopicRouter, topics, topicsOf } from './topics.js';
+
+/**
+ * Everything between the broker and this server's streams: the streams held
+ * here, the topics they listen on, what is published to the broker, what
+ * arrives from it (notifications written to the streams, controls handed to
+ * the lifecycle), and the catch-up from the history after an outage.
+ */
+export class Delivery {
+  private readonly local = new Map<string, EventSubscription>();
+  private readonly router: TopicRouter<EventSubscription>;
+  private readonly lagListeners: Array<(lagMs: number) => void> = [];
+  private controlHandler: (sub: EventSubscription, control: Control) => Promise<void> = async () => {};
+
+  constructor(private readonly core: Core) {
+    this.router = new TopicRouter(core.broker);
+  }
+
+  // ---- outbound ------------------------------------------------------------
+
+  /** Notifications go through the history when the broker has one (so they can be replayed); controls never do. */
+  async publish(topic: string, envelope: Envelope): Promise<void> {
+    const { broker, counters } = this.core;
+    const payload = encodeEnvelope(envelope.kind === 'notify' ? { ...envelope, at: Date.now() } : envelope);
+    if (envelope.kind === 'notify' && broker.history) await broker.history.publish(topic, payload);
+    else await broker.publish(topic, payload);
+    if (envelope.kind === 'notify') counters.notificationsPublished++;
+  }
+
+  /** Sends `selector body` to each channel, prefixed with the channel: presence notices and multi-channel sends. */
+  async notifyChannels(channels: readonly string[], selector: string, body: string): Promise<void> {
+    await Promise.all(channels.map((channel) => this.publish(topics.channel(channel), { kind: 'notify', selector, body, channel })));
+  }
+
+  /** A message's body text, checked against `maxMessageBytes` on every path, so no broker is handed one it would refuse. */
+  body(message: unknown): string {
+    const body = serializeMessage(message, this.core.options.serialize);
+    const bytes = Buffer.byteLength(body);
+    const limit = this.core.settings.maxMessageBytes;
+    if (bytes > limit) throw new PayloadTooLargeError(`message of ${bytes} bytes is over the limit of ${limit}`);
+    return body;
+  }
+
+  // ---- the streams held here -----------------------------------------------
+
+  /** A new stream's subscription, numbered and reported as this server's frames are. */
+  newSubscription(info: SubscriptionInfo, sink: EventSink): EventSubscription {
+    return new EventSubscription(info, sink, {
+      ownNumbering: !this.core.broker.history,
+      beforeWrite: (sub, frame) => this.beforeWrite(sub, frame),
+    });
+  }
+
+  /** Makes `sub` the stream of its subscription here. Returns the stream it replaces, if any, for the caller to end. */
+  adopt(sub: EventSubscription): EventSubscription | undefined {
+    const previous = this.local.get(sub.id);
+    this.local.set(sub.id, sub);
+    return previous !== sub ? previous : undefined;
+  }
+
+  /** Starts delivering `sub`'s topics; resolves once events published afterwards are certain to arrive. */
+  listen(sub: EventSubscription): Promise<void> {
+    return this.router.add(sub, topicsOf(sub.info));
+  }
+
+  /** Follows a channel change of `sub` in the topics it listens on. */
+  async changeChannels(sub: EventSubscription, added: readonly string[], removed: readonly string[]): Promise<void> {
+    await this.router.add(sub, added.map(topics.channel));
+    await this.router.remove(sub, removed.map(topics.channel));
+  }
+
+  /**
+   * Ends a stream of this server and forgets it. Returns whether it was the
+   * subscription's current stream here. The router forgets it in any case: a
+   * registration that raced its client's departure may have added it after
+   * it was dropped, and there it would be held, collecting every event.
+   */
+  async drop(sub: EventSubscription): Promise<boolean> {
+    const current = this.isHeld(sub);
+    if (current) this.local.delete(sub.id);
+    sub.close();
+    await this.router.remove(sub, topicsOf(sub.info));
+    return current;
+  }
+
+  /** True while `sub` is its subscription's stream on this server. */
+  isHeld(sub: EventSubscription): boolean {
+    return this.local.get(sub.id) === sub;
+  }
+
+  /** The stream of a subscription held here. */
+  get(id: string): EventSubscription | undefined {
+    return this.local.get(id);
+  }
+
+  /** Every stream held here (a copy). */
+  all(): EventSubscription[] {
+    return [...this.local.values()];
+  }
+
+  get size(): number {
+    return this.local.size;
+  }
+
+  /** Topics the broker is subscribed to for this server. */
+  get brokerTopics(): number {
+    return this.router.subscribedTopics.size;
+  }
+
+  /** How many of this server's streams are in each channel. */
+  channelCounts(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const sub of this.local.values()) for (const channel of sub.channels) counts.set(channel, (counts.get(channel) ?? 0) + 1);
+    return counts;
+  }
+
+  // ---- inbound -------------------------------------------------------------
+
+  /** Who acts on control messages (pulse, close, channel changes) for a stream held here. */
+  onControl(handler: (sub: EventSubscription, control: Control) => Promise<void>): void {
+    this.controlHandler = handler;
+  }
+
+  /** Calls `listener` with the lag in ms (publish on any server to the last write here) of every notification delivered here. */
+  observeLag(listener: (lagMs: number) => void): void {
+    this.lagListeners.push(listener);
+  }
+
+  /** What the broker hands over: a notification for the streams here that match, or a control for one of them. */
+  receive(topic: string, payload: string, id?: number): void {
+    this.core.counters.brokerMessagesReceived++;
+    let envelope: Envelope;
+    try {
+      envelope = decodeEnvelope(payload);
+    } catch (error) {
+      this.core.reportError(new Error(`ignored a malformed payload on topic ${topic}: ${String(error)}`));
+      return;
+    }
+    const members = this.router.membersOf(topic);
+    if (!members) return;
+    if (envelope.kind !== 'notify') {
+      for (const sub of members) void this.controlHandler(sub, envelope).catch((error) => this.core.reportError(error, sub));
+      return;
+    }
+    const { selector, body, channel, filter, at } = envelope;
+    let delivered = 0;
+    for (const sub of members) {
+      if (filter === undefined || sub.hasChannel(filter)) {
+        sub.deliver(id, selector, body, channel);
+        delivered++;
+      }
+    }
+    // Once per message and server, after the last local write: the servers' clocks must agree for this to mean much.
+    if (at !== undefined && delivered > 0) for (const listener of this.lagListeners) listener(Date.now() - at);
+  }
+
+  /** A heartbeat reached a stream held here: `cmd.onHeartbeat` goes down it. */
+  acceptPulse(sub: EventSubscription): void {
+    sub.lastPulseAt = Date.now();
+    sub.heartbeats++;
+    sub.send('cmd.onHeartbeat', sub.metaJson);
+  }
+
+  // ---- outages -------------------------------------------------------------
+
+  /** Holds back live events on every stream here, until `catchUp` writes what came before them. */
+  holdEvents(): void {
+    for (const sub of this.local.values()) sub.hold();
+  }
+
+  /** Subscribes again to whatever topics failed to subscribe while the broker was away. */
+  retryTopics(): Promise<void> {
+    return this.router.retry();
+  }
+
+  /**
+   * After the broker came back, sends every stream here what pub/sub may
+   * have dropped meanwhile, or `cmd.onReset` when that cannot be known. The
+   * streams were held since the outage began, so their last ids are from
+   * before it and nothing delivered since is lost.
+   */
+  async catchUp(): Promise<void> {
+    for (const sub of this.all()) {
+      const from = sub.lastEventId;
+      let missed: Missed;
+      try {
+        missed = await readMissed(this.core.broker.history, sub, new Set(topicsOf(sub.info)), from);
+      } catch (error) {
+        this.core.reportError(error, sub);
+        missed = { entries: [], gap: 'the history could not be read after a broker outage' };
+      }
+      this.countMissed(writeMissed(sub, missed, from), missed);
+      sub.release();
+    }
+  }
+
+  /** Counts a replay: events written again, and a gap when there was one. */
+  countMissed(replayed: number, missed: Missed): void {
+    this.core.counters.replayedEvents += replayed;
+    if (missed.gap !== undefined) this.core.counters.replayGaps++;
+  }
+
+  private beforeWrite(sub: EventSubscription, frame: string): void {
+    this.core.counters.framesWritten++;
+    try {
+      this.core.options.onPublish?.(sub, frame);
+    } catch (error) {
+      this.core.reportError(error, sub);
+    }
+  }
+}

@@ -1,0 +1,331 @@
+import type { Core } from './core.js';
+import type { Delivery } from './delivery.js';
+import { createRandomId, defaultProfileUrl, isAuthenticated, safeDisplayName, type Identity } from './identity.js';
+import { buildMeta, type Records, type SubscriptionInfo } from './records.js';
+import { readMissed, writeMissed, type Missed } from './replay.js';
+import type { EventSink, EventSubscription } from './subscription.js';
+import { topics, topicsOf } from './topics.js';
+
+/**
+ * The life of a subscription, and the one place where it changes state:
+ *
+ *     opening ──open──▶ live ──detach──▶ detached ──lease runs out──▶ left (cmd.onLeave)
+ *        │               │  ▲               │
+ *        │               │  └────resume─────┘   (on any server; no leave, no join)
+ *        │               ├──leave──────────────────────────────────▶ left (cmd.onLeave)
+ *        │               └──handOver (a resume took it to another stream: no leave)
+ *        └──abandon (its client went away while opening: no join was sent, so no leave)
+ *
+ * | verb | from → to | announces |
+ * |---|---|---|
+ * | `open` | opening → live (new: `cmd.onJoin`; resumed: nothing) | join, unless resumed |
+ * | `abandon` | opening → left | nothing: no join went out |
+ * | `detach` | live → detached (the client went away) | nothing: it may come back |
+ * | `open` with a resumable record | detached or live elsewhere → live here | nothing |
+ * | `handOver` | live here → live on a newer stream | nothing |
+ * | `leave` | live or detached → left (unregister, idle expiry, stop) | `cmd.onLeave` |
+ * | `retire` | a record already removed (its lease ran out) → left | `cmd.onLeave` |
+ * | `forgetAll` | every stream here → left (`reset`) | nothing |
+ *
+ * A `cmd.onLeave` is announced by whoever removed the record from the
+ * presence store, which exactly one server does.
+ */
+
+/** What a stream request asks for, as the HTTP side read it. */
+export interface OpenRequest {
+  channels: string[];
+  /** Who it is, from the `authenticate` hook; `{}` for anonymous users. */
+  identity: Identity;
+  sessionId: string;
+  /** The client's address. */
+  address: string;
+  /** Check that resumed subscriptions come from the address that opened them. */
+  validateUserAddress: boolean;
+  /** The Last-Event-ID it sent, if any. */
+  lastEventId?: number;
+  /** The subscription it asks to resume (`resume={id}`). */
+  resumeId?: string;
+  /** The URLs for `cmd.onConnect` of subscription `id`. */
+  urlsFor(id: string): { unRegisterUrl: string; heartbeatUrl: string; updateSubscriberUrl: string };
+  /** The first of the channels a resumed subscription keeps that its user may no longer join, if any. */
+  refuseKept?(channels: readonly string[]): Promise<string | undefined>;
+  /** Called for a new subscription once built: may add meta or connect arguments. */
+  onCreated?(sub: EventSubscription): void | Promise<void>;
+  /** May edit the `cmd.onConnect` payload. */
+  onConnect?(sub: EventSubscription, connectArgs: Record<string, string>): void | Promise<void>;
+  /** True once the client has gone away. */
+  isGone(): boolean;
+}
+
+export type OpenOutcome = { opened: EventSubscription } | { refused: { status: number; message: string } } | { gone: true };
+
+export class Lifecycle {
+  private readonly departures = new Set<Promise<void>>();
+
+  constructor(
+    private readonly core: Core,
+    private readonly records: Records,
+    private readonly delivery: Delivery,
+  ) {}
+
+  // ---- opening → live --------------------------------------------------------
+
+  /**
+   * Opens a stream: applies the continuity rule (resume an existing
+   * subscription, or make a new one with an anonymous id when there is no
+   * user), builds the record and the `cmd.onConnect` arguments, starts the
+   * stream on `sink`, replays what the client missed and announces the join.
+   */
+  async open(request: OpenRequest, sink: EventSink): Promise<OpenOutcome> {
+    const resumable = await this.findResumable(request);
+    if (resumable && request.refuseKept) {
+      // A resumed subscription keeps its channels: they are asked about again, since access may have been taken away.
+      const refused = await request.refuseKept(resumable.channels);
+      if (refused !== undefined) return { refused: { status: 403, message: `Not allowed to join channel '${refused}'` } };
+    }
+    const info = resumable ? this.resumedRecord(resumable, request.address) : await this.newRecord(request);
+    const sub = this.delivery.newSubscription(info, sink);
+    if (!resumable) await request.onCreated?.(sub);
+    const connectArgs = this.connectArgs(sub, request);
+    await request.onConnect?.(sub, connectArgs);
+    if (request.isGone()) return { gone: true };
+    if (resumable) {
+      await this.takeOver(resumable);
+      // Gone while taking over: the record is left detached, and expires unless the client comes back.
+      if (request.isGone()) return { gone: true };
+    }
+    sink.open();
+    sink.onClose(() => this.detach(sub));
+    await this.register(sub, connectArgs, { lastEventId: request.lastEventId, resumed: resumable !== undefined });
+    return { opened: sub };
+  }
+
+  /**
+   * The continuity rule: a stream request takes over an existing
+   * subscription when it names it with `resume={id}`, or, for a browser's
+   * own EventSource reconnect, when it carries a Last-Event-ID and its
+   * session has exactly that channel list in a detached subscription; in
+   * both cases only from the same user (the same authenticated user id, or
+   * for anonymous users the same session) and, with `validateUserAddress`,
+   * the same address.
+   */
+  private async findResumable(request: OpenRequest): Promise<SubscriptionInfo | undefined> {
+    let info: SubscriptionInfo | undefined;
+    if (request.resumeId) info = await this.records.read(request.resumeId);
+    else if (request.lastEventId !== undefined) info = await this.records.detachedOf(request.sessionId, request.channels);
+    if (!info) return undefined;
+    const sameUser =
+      request.identity.userId !== undefined
+        ? info.isAuthenticated && info.userId === request.identity.userId
+        : !info.isAuthenticated && info.sessionId === request.sessionId;
+    const sameAddress = !request.validateUserAddress || info.userAddress === request.address;
+    return sameUser && sameAddress ? info : undefined;
+  }
+
+  /** The record a resumed subscription continues with: its own, on this server and a new stream. */
+  private resumedRecord(resumable: SubscriptionInfo, address: string): SubscriptionInfo {
+    const { detached: _detached, ...kept } = resumable;
+    return { ...kept, serverId: this.core.serverId, userAddress: address, connectionId: createRandomId() };
+  }
+
+  /** A new subscription's record; an anonymous user gets the next `-N` id and `userN` name of the cluster. */
+  private async newRecord(request: OpenRequest): Promise<SubscriptionInfo> {
+    const { identity } = request;
+    let userId = identity.userId;
+    let displayName = safeDisplayName(identity);
+    if (userId === undefined) {
+      const n = await this.core.broker.nextSequence('anonUser');
+      userId = `-${n}`;
+      displayName ??= `user${n}`;
+    }
+    const base = {
+      id: createRandomId(),
+      userId,
+      userName: identity.userName,
+      displayName: displayName ?? userId,
+      sessionId: request.sessionId,
+      channels: request.channels,
+      createdAt: Date.now(),
+      isAuthenticated: isAuthenticated(identity),
+      profileUrl: identity.profileUrl ?? defaultProfileUrl,
+      userAddress: request.address,
+      serverId: this.core.serverId,
+      connectionId: createRandomId(),
+    };
+    return { ...base, meta: buildMeta(base) };
+  }
+
+  /** `cmd.onConnect`'s all-string map: the meta, the hooks' additions, the URLs and the timers. */
+  private connectArgs(sub: EventSubscription, request: OpenRequest): Record<string, string> {
+    return {
+      ...sub.info.meta,
+      ...sub.connectArgs,
+      id: sub.id,
+      ...request.urlsFor(sub.id),
+      heartbeatIntervalMs: String(this.core.settings.heartbeatIntervalMs),
+      idleTimeoutMs: String(this.core.settings.idleTimeoutMs),
+    };
+  }
+
+  /**
+   * Ends the stream that holds a subscription now, wherever it is, without
+   * announcing a departure: a client is resuming it on a new stream.
+   */
+  private async takeOver(info: SubscriptionInfo): Promise<void> {
+    const local = this.delivery.get(info.id);
+    if (local) await this.delivery.drop(local);
+    else if (!info.detached) await this.delivery.publish(topics.subscription(info.id), { kind: 'close', connectionId: info.connectionId });
+  }
+
+  /**
+   * Makes the stream live: writes `cmd.onConnect`, replays what the client
+   * missed after `lastEventId` (or sends `cmd.onReset` when that cannot be
+   * known), runs `onSubscribe`, then sends `cmd.onJoin` to every member of
+   * each of its channels, itself included, unless it resumed a subscription
+   * its channels never saw leave.
+   */
+  private async register(sub: EventSubscription, connectArgs: Record<string, string>, resume: { lastEventId?: number; resumed: boolean }): Promise<void> {
+    const { broker, counters, settings } = this.core;
+    const replaced = this.delivery.adopt(sub);
+    if (replaced) await this.endStream(replaced, true);
+    counters.totalConnections++;
+    const history = broker.history;
+    // Live events wait until the replay before them is written.
+    sub.hold();
+    let head: number | undefined;
+    let missed: Missed = { entries: [] };
+    let abandoned = false;
+    try {
+      // Read before subscribing: every event published after this arrives live.
+      head = history && resume.lastEventId === undefined ? await history.head() : undefined;
+      await this.records.write(sub.info);
+      await this.delivery.listen(sub);
+      abandoned = sub.isClosed;
+      if (!abandoned && resume.lastEventId !== undefined) missed = await readMissed(history, sub, new Set(topicsOf(sub.info)), resume.lastEventId);
+    } catch (error) {
+      // Without the broker the subscription cannot work: end the stream so the client retries.
+      await this.delivery.drop(sub).catch(() => {});
+      await this.records.remove(sub.id).catch(() => {});
+      throw error;
+    }
+    if (abandoned) return this.abandon(sub, resume.resumed);
+    if (resume.lastEventId !== undefined) {
+      // Channel events are replayed, but what was sent to the old subscription or user id cannot be.
+      if (!resume.resumed) missed.gap ??= 'a new subscription: events sent to the previous one cannot be replayed';
+    } else {
+      if (head !== undefined) sub.lastEventId = head;
+      if (resume.resumed) missed.gap = 'resumed without a Last-Event-ID';
+    }
+    sub.send('cmd.onConnect', JSON.stringify(connectArgs));
+    this.delivery.countMissed(writeMissed(sub, missed, resume.lastEventId), missed);
+    sub.release();
+    if (resume.resumed) counters.resumedSubscriptions++;
+    this.core.logStep(resume.resumed ? 'resumed' : 'opened', sub.info, { lastEventId: resume.lastEventId, replayed: missed.entries.length, gap: missed.gap });
+    await this.core.runHook(this.core.options.onSubscribe, sub);
+    if (settings.notifyChannelOfSubscriptions && !resume.resumed) await this.delivery.notifyChannels(sub.channels, 'cmd.onJoin', sub.metaJson);
+  }
+
+  // ---- opening → left ---------------------------------------------------------
+
+  /**
+   * The client left while its registration was under way: forget the
+   * stream here. A new subscription's record goes too, if it still names
+   * this stream (its client never learned the id), with no leave, since no
+   * join went out. A resumed one stays, detached by the close, for the
+   * client to resume again; and a newer stream (the client resuming at once)
+   * keeps what is its own.
+   */
+  private async abandon(sub: EventSubscription, resumed: boolean): Promise<void> {
+    await this.endStream(sub, true);
+    if (resumed) return;
+    const current = await this.records.read(sub.id);
+    if (current?.connectionId === sub.info.connectionId) await this.records.remove(sub.id);
+  }
+
+  // ---- live → detached ---------------------------------------------------------
+
+  /**
+   * The client of a stream here went away. The subscription is detached, not
+   * removed: its record stays (listed, its lease running) so that the client
+   * can resume it on any server within the idle timeout, without its
+   * channels seeing it leave and join again. If it does not come back, the
+   * lease runs out and `cmd.onLeave` goes out then. Runs in the background,
+   * tracked so that `settle()` (and so `stop()`) waits for it.
+   */
+  detach(sub: EventSubscription): void {
+    sub.close();
+    // Already ended by this server (the close is the echo of its own end()).
+    if (!this.delivery.isHeld(sub)) return;
+    this.core.logStep('detached', sub.info);
+    const departure = this.markDetached(sub)
+      .catch((error) => this.core.reportError(error, sub))
+      .finally(() => this.departures.delete(departure));
+    this.departures.add(departure);
+  }
+
+  private async markDetached(sub: EventSubscription): Promise<void> {
+    await this.endStream(sub, false);
+    const current = await this.records.readVersioned(sub.id);
+    // Gone, or resumed elsewhere meanwhile: the record is no longer this stream's.
+    if (!current || current.info.connectionId !== sub.info.connectionId) return;
+    // Conditional, so an unregister or a resume landing meanwhile wins.
+    await this.records.replace(current, { ...current.info, detached: true });
+  }
+
+  // ---- live here → live on another stream ---------------------------------------
+
+  /** A resume on another stream asked this one to end; a close names its stream, so a newer one here stays. */
+  async handOver(sub: EventSubscription, connectionId: string | undefined): Promise<void> {
+    if (connectionId === undefined || connectionId === sub.info.connectionId) await this.endStream(sub, false);
+  }
+
+  // ---- live or detached → left ---------------------------------------------------
+
+  /**
+   * Removes a subscription held by any server: its stream ends and its
+   * channels get `cmd.onLeave`. Returns its record, or `undefined` when no
+   * such subscription exists (or another server removed it first).
+   */
+  async leave(subscriptionId: string): Promise<SubscriptionInfo | undefined> {
+    const info = await this.records.remove(subscriptionId);
+    if (!info) {
+      // Another server removed and announced it; a stream still here is ended quietly.
+      const sub = this.delivery.get(subscriptionId);
+      if (sub) await this.endStream(sub, true);
+      return undefined;
+    }
+    await this.retire(info);
+    return info;
+  }
+
+  /** A record this server removed (unregistered, or taken because its lease ran out): end its stream wherever it is, and announce the leave. */
+  async retire(info: SubscriptionInfo): Promise<void> {
+    this.core.counters.totalUnsubscriptions++;
+    this.core.logStep('left', info);
+    const sub = this.delivery.get(info.id);
+    if (sub) await this.endStream(sub, true);
+    else await this.delivery.publish(topics.subscription(info.id), { kind: 'close', connectionId: info.connectionId });
+    if (this.core.settings.notifyChannelOfSubscriptions) await this.delivery.notifyChannels(info.channels, 'cmd.onLeave', JSON.stringify(info.meta));
+  }
+
+  /** Forgets every subscription on this server without announcing it: streams end, records go, no `cmd.onLeave`. */
+  async forgetAll(): Promise<void> {
+    await Promise.all(
+      this.delivery.all().map(async (sub) => {
+        await this.records.remove(sub.id);
+        await this.endStream(sub, true);
+      }),
+    );
+  }
+
+  /** Waits for detaches still under way. */
+  async settle(): Promise<void> {
+    await Promise.allSettled(this.departures);
+  }
+
+  /** Ends a stream here; `unsubscribed` when the subscription is over (so `onUnsubscribe` runs), not when it lives on elsewhere. */
+  private async endStream(sub: EventSubscription, unsubscribed: boolean): Promise<void> {
+    const wasCurrent = await this.delivery.drop(sub);
+    if (wasCurrent && unsubscribed) await this.core.runHook(this.core.options.onUnsubscribe, sub);
+  }
+}

@@ -1,0 +1,8 @@
+import { conformanceSuite } from '../conformance/index.js';
+import { contractSuite } from '../contract/index.js';
+import { withBrokerServer } from '../helpers/broker-servers.js';
+
+withBrokerServer('nats', (factory) => {
+  contractSuite(factory);
+  conformanceSuite(factory);
+});

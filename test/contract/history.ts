@@ -1,0 +1,61 @@
+import test, { type ExecutionContext } from 'ava';
+import type { EventHistory, HistoryRetention } from '../../src/broker.js';
+import { gapOf } from '../../src/replay.js';
+import type { ClusterFactory } from '../helpers/cluster.js';
+import { connections, delay } from './connections.js';
+
+/** `EventHistory`: ids that count up, publish and live delivery as one step, and reads that say what is kept. */
+export function historyContract(factory: ClusterFactory): void {
+  const name = (title: string) => `${factory.name} contract: history: ${title}`;
+  const open = async (t: ExecutionContext, history: HistoryRetention = {}) => {
+    const brokers = await connections(t, factory, 2, { history });
+    const histories = brokers.map((b) => b.history);
+    if (histories.some((h) => h === undefined)) throw new Error(`${factory.name} has no history`);
+    return { brokers, a: histories[0] as EventHistory, b: histories[1] as EventHistory };
+  };
+  const event = (n: number) => `{"kind":"notify","selector":"cmd.n","body":"${n}"}`;
+
+  test(name('ids count up by one across connections, and each arrives live with its id'), async (t) => {
+    const { brokers, a, b } = await open(t);
+    const received: Array<[string, number | undefined]> = [];
+    brokers[1]!.onMessage((topic, payload, id) => received.push([payload, id]));
+    await brokers[1]!.subscribe(['ch.live']);
+    const start = await b.head();
+    const ids = [await a.publish('ch.live', event(1)), await b.publish('ch.live', event(2)), await a.publish('ch.live', event(3))];
+    t.deepEqual(ids, [start + 1, start + 2, start + 3]);
+    t.is(await a.head(), start + 3);
+    for (let i = 0; i < 100 && received.length < 3; i++) await delay(20);
+    t.deepEqual(received, ids.map((id, i) => [event(i + 1), id]), 'in order, with the ids the history gave');
+  });
+
+  test(name('a read returns the asked topics after an id, and first and head say what is kept'), async (t) => {
+    const { a, b } = await open(t, { maxLength: 5 });
+    const start = await a.head();
+    const ids: number[] = [];
+    for (let i = 0; i < 10; i++) ids.push(await a.publish(i % 2 ? 'ch.a' : 'ch.b', event(i)));
+    const recent = await b.read(ids[6]!, new Set(['ch.a', 'ch.b']));
+    t.deepEqual(recent.entries.map((e) => e.id), ids.slice(7));
+    t.is(recent.head, ids[9]!);
+    t.true(recent.first <= ids[7]!, `nothing after the id is lost (first ${recent.first})`);
+    t.true(recent.first >= ids[5]!, 'only the newest 5 are kept');
+    t.deepEqual((await b.read(ids[4]!, new Set(['ch.a']))).entries.map((e) => e.id), [ids[5], ids[7], ids[9]], 'filtered by topic');
+    t.truthy(gapOf(await b.read(ids[2]!, new Set(['ch.a'])), ids[2]!), 'trimmed away: a gap');
+    t.is(gapOf(await b.read(ids[4]!, new Set(['ch.a'])), ids[4]!), undefined, 'the oldest kept follows the id: no gap');
+    t.is(gapOf(await b.read(ids[9]!, new Set(['ch.a'])), ids[9]!), undefined, 'up to date');
+    t.truthy(gapOf(await b.read(ids[9]! + 5, new Set(['ch.a'])), ids[9]! + 5), 'an id above the head');
+    t.truthy(gapOf(await b.read(start - 100, new Set(['ch.a'])), start - 100), 'an id from before this history');
+  });
+
+  test(name('events older than maxAgeMs count as gone'), async (t) => {
+    const { a } = await open(t, { maxAgeMs: 1000 });
+    const before = await a.head();
+    await a.publish('ch.a', event(0));
+    t.is(gapOf(await a.read(before, new Set(['ch.a'])), before), undefined);
+    let gap: string | undefined;
+    for (let waited = 0; gap === undefined && waited < 5000; waited += 250) {
+      await delay(250);
+      gap = gapOf(await a.read(before, new Set(['ch.a'])), before);
+    }
+    t.truthy(gap, 'aged out');
+  });
+}
