@@ -12,7 +12,7 @@ export type { ServerEventsOptions, Logger } from './options.js';
 export { createLogger } from './logging.js';
 export { EventSubscription, type EventSink } from './subscription.js';
 export type { SubscriptionInfo } from './records.js';
-export type { Identity } from './identity.js';
+export { defaultProfileUrl, type Identity } from './identity.js';
 export { serverEventsMiddleware } from './http/middleware.js';
 export { ignoreClientDisconnects, isClientDisconnect } from './http/disconnects.js';
 export { closeGracefully, shutdownOnSignals, trackConnections, type AnyServer, type ShutdownOptions } from './http/shutdown.js';

@@ -88,6 +88,8 @@ export class Lifecycle {
     if (!resumable) await request.onCreated?.(sub);
     const connectArgs = this.connectArgs(sub, request);
     await request.onConnect?.(sub, connectArgs);
+    // What the client will go by, even if the hook changed it.
+    sub.heartbeatIntervalMs = Number(connectArgs.heartbeatIntervalMs) || this.core.settings.heartbeatIntervalMs;
     if (request.isGone()) return { gone: true };
     if (resumable) {
       await this.takeOver(resumable);

@@ -47,6 +47,8 @@ export class EventSubscription {
   lastPulseAt = Date.now();
   /** Heartbeats this stream's client has sent: clients that send them are ServiceStack-style clients. */
   heartbeats = 0;
+  /** The heartbeat interval this stream's client was told in `cmd.onConnect` (a hook may have changed it). */
+  heartbeatIntervalMs = 0;
   /** The id of the last frame written. */
   lastEventId = 0;
   private readonly ownNumbering: boolean;

@@ -65,8 +65,8 @@ test('the chat command answers bad flags and unreachable brokers with one line',
 test('--cors names the origins whose pages may use the routes; a wrong one is one line', async (t) => {
   const bad = await cli(['--cors', 'https://a.example/path']);
   t.is(bad.status, 2);
-  t.is(bad.stderr, "server-events: --cors: 'https://a.example/path' is not an origin: write it as scheme://host[:port], with no path");
-  t.is((await chatCli(['--cors=nope'])).stderr, "chat: --cors: 'nope' is not an origin: write it as scheme://host[:port], with no path");
+  t.is(bad.stderr, "server-events: --cors: 'https://a.example/path' is not an origin: leave out the path, query and trailing slash (https://a.example)");
+  t.is((await chatCli(['--cors=nope'])).stderr, "chat: --cors: 'nope' is not an origin: write it as scheme://host[:port]");
 
   const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', '--port', String(port), '--cors', 'https://app.example'], {

@@ -3,7 +3,7 @@ import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import Koa, { type Context, type Next } from 'koa';
-import { corsMiddleware, ignoreClientDisconnects, InvalidArgumentError, sendError, serverEventsMiddleware, type ServerEvents } from '../../src/index.js';
+import { corsMiddleware, defaultProfileUrl, ignoreClientDisconnects, InvalidArgumentError, sendError, serverEventsMiddleware, type ServerEvents } from '../../src/index.js';
 import { chatServices, escapeHtml } from './services.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -95,6 +95,9 @@ async function loadAssets(): Promise<Map<string, Asset>> {
   };
   await walk(publicDir, '/');
   assets.set('/app.js', { body: await pageScript(), type: contentTypes['.js']! });
+  // ServiceStack's own Chat page asks for these two: it gets our first background and the default silhouette.
+  assets.set('/img/bg.jpg', assets.get('/img/bg-1.svg')!);
+  assets.set('/img/no-profile64.png', { body: decodeURIComponent(defaultProfileUrl.slice(defaultProfileUrl.indexOf(',') + 1)), type: contentTypes['.svg']! });
   return assets;
 }
 

@@ -91,14 +91,13 @@ export function chatServices(events: ServerEvents): Router {
     };
     const channels = (query('channels') ?? 'home').split(',').map((c) => c.trim()).filter(Boolean);
     const afterId = Number(query('afterId') ?? 0) || 0;
-    const take = Math.min(Math.max(Number(query('take') ?? historyLength) || historyLength, 1), historyLength * channels.length);
+    // As ServiceStack's Chat: `take` of each channel's newest messages after `afterId`, then all in order.
+    const take = Math.min(Math.max(Number(query('take') ?? historyLength) || historyLength, 1), historyLength);
     const kept = await Promise.all(channels.map((channel) => lists.range(historyKey(channel))));
     const results = kept
-      .flat()
-      .map((entry) => JSON.parse(entry) as ChatMessage)
-      .filter((m) => m.id > afterId)
+      .flatMap((entries) => entries.map((entry) => JSON.parse(entry) as ChatMessage).filter((m) => m.id > afterId).slice(-take))
       .sort((a, b) => a.id - b.id);
-    ctx.body = { results: results.slice(-take) };
+    ctx.body = { results };
   });
 
   return router;
@@ -117,7 +116,8 @@ async function readPost(ctx: Context, events: ServerEvents, allowEmpty: boolean)
   if (message.length > maxMessageLength) ctx.throw(413, `'message' is longer than ${maxMessageLength} characters`);
   if (!post.from) ctx.throw(400, "'from' must be your subscription id");
   const sender: SubscriptionInfo | undefined = await events.getSubscriptionInfo(post.from!);
-  if (!sender) ctx.throw(404, `Subscription '${post.from}' does not exist`);
+  // Worded as ServiceStack's Chat words it (its library's own message quotes the id).
+  if (!sender) ctx.throw(404, `Subscription ${post.from} does not exist`);
   return { sender: sender as SubscriptionInfo, channel, post, message };
 }
 

@@ -51,18 +51,27 @@ export function corsMiddleware(options: CorsOptions): Middleware {
   }) as Middleware;
 }
 
-/** Reads a comma-separated origin list, as `--cors` and `CORS_ORIGINS` take it; throws on what is not an origin. */
+/**
+ * Reads a comma-separated origin list, as `--cors` and `CORS_ORIGINS` take
+ * it, and writes each as browsers send it (lower case, without a default
+ * port): `https://App.example.com:443` becomes `https://app.example.com`.
+ * Throws, saying what is wrong, on anything that is not an origin.
+ */
 export function parseOrigins(text: string): string[] {
   const origins = text.split(',').map((o) => o.trim()).filter(Boolean);
   if (origins.length === 0) throw new Error('name at least one origin, e.g. https://app.example.com');
-  for (const origin of origins) {
-    let url: URL | undefined;
+  return origins.map((origin) => {
+    let url: URL;
     try {
       url = new URL(origin);
     } catch {
-      url = undefined;
+      throw new Error(`'${origin}' is not an origin: write it as scheme://host[:port]`);
     }
-    if (!url || url.origin !== origin) throw new Error(`'${origin}' is not an origin: write it as scheme://host[:port], with no path`);
-  }
-  return origins;
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`'${origin}' is not an origin: it must start with http:// or https://`);
+    if (url.username || url.password) throw new Error(`'${origin}' is not an origin: it may not carry a user or password`);
+    if (url.pathname !== '/' || url.search || url.hash || /\/$/.test(origin)) {
+      throw new Error(`'${origin}' is not an origin: leave out the path, query and trailing slash (${url.origin})`);
+    }
+    return url.origin;
+  });
 }

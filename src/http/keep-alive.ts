@@ -19,7 +19,8 @@ import type { ResponseSink } from './response-sink.js';
  * - a client that has not heartbeated within `heartbeatIntervalMs +
  *   intervalMs` of connecting (so it is no ServiceStack client) gets an SSE
  *   comment with its blank line, `:\n\n`, in one write; EventSource and every
- *   spec-following parser skip it.
+ *   spec-following parser skip it. The interval is the one the client was
+ *   told in `cmd.onConnect`, even when an `onConnect` hook changed it.
  *
  * ServiceStack's own server writes no comments, and its C# client does not
  * cope with them: it reports a block with no `data:` line (such as `:\n\n`)
@@ -34,10 +35,7 @@ export class KeepAlive {
   private readonly streams = new Map<EventSubscription, ResponseSink>();
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(
-    private readonly intervalMs: number,
-    private readonly heartbeatIntervalMs: number,
-  ) {}
+  constructor(private readonly intervalMs: number) {}
 
   /** Starts keeping `sub`'s stream alive; `0` as the interval turns keep-alives off. */
   add(sub: EventSubscription, sink: ResponseSink): void {
@@ -63,7 +61,7 @@ export class KeepAlive {
     for (const [sub, sink] of this.streams) {
       if (now - sink.lastWriteAt < this.intervalMs || sub.isClosed) continue;
       if (sub.heartbeats > 0) sub.send('cmd.onHeartbeat', sub.metaJson);
-      else if (now - sink.openedAt >= this.heartbeatIntervalMs + this.intervalMs) sink.write(':\n\n');
+      else if (now - sink.openedAt >= sub.heartbeatIntervalMs + this.intervalMs) sink.write(':\n\n');
     }
   }
 }

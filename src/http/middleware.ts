@@ -42,7 +42,7 @@ export function serverEventsMiddleware(events: ServerEvents, options: Middleware
   const body = bodyParser({ enableTypes: ['json', 'form', 'text'], jsonLimit: bodyLimit, formLimit: bodyLimit, textLimit: bodyLimit });
   const streams = {
     limits: new StreamLimits(options.maxStreams ?? httpDefaults.maxStreams, options.maxStreamsPerAddress ?? httpDefaults.maxStreamsPerAddress),
-    keepAlive: new KeepAlive(options.keepAliveIntervalMs ?? httpDefaults.keepAliveIntervalMs, events.heartbeatIntervalMs),
+    keepAlive: new KeepAlive(options.keepAliveIntervalMs ?? httpDefaults.keepAliveIntervalMs),
   };
   router.use(limitQueryLength(options.maxQueryLength ?? httpDefaults.maxQueryLength));
   const errors = answerErrors(events);

@@ -23,13 +23,18 @@ export interface ShutdownOptions {
  * reconnect to another server, and with Last-Event-ID they get what they
  * missed from the history.
  */
-export async function closeGracefully(server: AnyServer, events: ServerEvents): Promise<void> {
+export async function closeGracefully(server: AnyServer, events: ServerEvents, logger: { warn(message: string): void } = console): Promise<void> {
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   await events.stop();
   // Anything still open (a request mid-flight, an idle keep-alive socket) goes now.
-  if ('closeAllConnections' in server) server.closeAllConnections();
-  else await closeHttp2Connections(server);
-  await closed;
+  if ('closeAllConnections' in server) {
+    server.closeAllConnections();
+    return closed;
+  }
+  await closeHttp2Connections(server);
+  // Sessions from before trackConnections cannot be listed, and close() would wait for them for ever.
+  const done = await Promise.race([closed.then(() => true), new Promise<boolean>((resolve) => setTimeout(resolve, 1000, false).unref())]);
+  if (!done) logger.warn('server-events: HTTP/2 sessions are still open; call trackConnections(server) right after creating the server so that they can be closed');
 }
 
 interface Connections {
@@ -90,7 +95,7 @@ export function shutdownOnSignals(server: AnyServer, events: ServerEvents, optio
       process.exit(1);
     }, timeoutMs);
     deadline.unref();
-    closeGracefully(server, events).then(
+    closeGracefully(server, events, logger).then(
       () => process.exit(0),
       (error: unknown) => {
         logger.warn(`server-events: shutdown failed: ${error instanceof Error ? error.message : String(error)}`);

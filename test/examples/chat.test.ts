@@ -69,7 +69,7 @@ test('the services take form bodies as jQuery\'s $.post sends them: an empty toU
 
   const unknown = await request('POST', `${servers[0]!.url}/channels/home/chat`, { form: { from: 'nope', message: 'x' } });
   t.is(unknown.status, 404);
-  t.deepEqual(unknown.json, { responseStatus: { errorCode: 'NotFound', message: "Subscription 'nope' does not exist" } });
+  t.deepEqual(unknown.json, { responseStatus: { errorCode: 'NotFound', message: "Subscription nope does not exist" } });
   const typed = await request('POST', `${servers[0]!.url}/channels/home/chat`, { json: { from: alice.id, message: 42 } });
   t.is(typed.status, 400);
   t.is(typed.json.responseStatus.message, "'message' must be a string");
@@ -114,7 +114,7 @@ test('bad requests get clear errors', async (t) => {
   const url = servers[0]!.url;
   const unknown = await request('POST', `${url}/channels/home/chat`, { json: { from: 'nope', message: 'x' } });
   t.is(unknown.status, 404);
-  t.is(unknown.json.responseStatus.message, "Subscription 'nope' does not exist");
+  t.is(unknown.json.responseStatus.message, "Subscription nope does not exist");
   t.is((await request('POST', `${url}/channels/home/chat`, { json: { from: alice.id, message: '  ' } })).status, 400);
   t.is((await request('POST', `${url}/channels/home/chat`, { json: { from: alice.id, message: 'x'.repeat(2001) } })).status, 413);
   t.is((await request('POST', `${url}/channels/home/raw`, { json: { from: alice.id, message: 'x' } })).status, 400);
@@ -139,9 +139,19 @@ test('chat history keeps the last 100 per channel, the same from every server, w
   t.is(fromA.json.results[0].message, 'm6');
   t.deepEqual(fromA.json, fromB.json);
   const both = await request('GET', `${servers[1]!.url}/chathistory?channels=home,other&take=2`);
-  t.deepEqual(both.json.results.map((m: { message: string }) => m.message), ['m105', 'elsewhere']);
+  t.deepEqual(both.json.results.map((m: { message: string }) => m.message), ['m104', 'm105', 'elsewhere'], 'take is per channel');
   const after = await request('GET', `${servers[1]!.url}/chathistory?channels=home&afterId=${fromA.json.results[98].id}`);
   t.deepEqual(after.json.results.map((m: { message: string }) => m.message), ['m105']);
+});
+
+test('the two images ServiceStack\'s own Chat page asks for are served', async (t) => {
+  const { servers } = await chats(t, 1);
+  for (const path of ['/img/bg.jpg', '/img/no-profile64.png']) {
+    const reply = await fetch(`${servers[0]!.url}${path}`);
+    t.is(reply.status, 200, path);
+    t.is(reply.headers.get('content-type'), 'image/svg+xml', path);
+    t.regex(await reply.text(), /^<svg/, path);
+  }
 });
 
 test('the page carries the background: a URL as given, a file served by the app', async (t) => {

@@ -83,10 +83,13 @@ test('under a prefix, cors covers the routes and nothing else of the app', async
   t.is(elsewhere.headers.get('access-control-allow-origin'), null, "the app's other routes are the app's business");
 });
 
-test('origins are checked as origins', (t) => {
+test('origins are checked as origins, and written as browsers send them', (t) => {
   t.deepEqual(parseOrigins('https://a.example, http://localhost:8080'), ['https://a.example', 'http://localhost:8080']);
-  t.throws(() => parseOrigins('https://a.example/path'), { message: "'https://a.example/path' is not an origin: write it as scheme://host[:port], with no path" });
-  t.throws(() => parseOrigins('a.example'), { message: /is not an origin/ });
+  t.deepEqual(parseOrigins('https://App.Example.com:443,HTTP://localhost:80'), ['https://app.example.com', 'http://localhost']);
+  t.throws(() => parseOrigins('https://a.example/path'), { message: "'https://a.example/path' is not an origin: leave out the path, query and trailing slash (https://a.example)" });
+  t.throws(() => parseOrigins('https://a.example/'), { message: /trailing slash/ });
+  t.throws(() => parseOrigins('a.example'), { message: "'a.example' is not an origin: write it as scheme://host[:port]" });
+  t.throws(() => parseOrigins('ftp://a.example'), { message: /must start with http/ });
   t.throws(() => parseOrigins(' , '), { message: /at least one origin/ });
 });
 

@@ -136,3 +136,23 @@ test('several streams, a heartbeat and an unregister share one HTTP/2 connection
   await delay(50);
   t.true(session.closed || session.destroyed, 'the idle session was closed too');
 });
+
+test('closeGracefully does not wait for ever on an HTTP/2 server whose sessions were not tracked, and says why', async (t) => {
+  const cluster = await memoryClusters.create();
+  const events = new ServerEvents({ broker: cluster.broker() });
+  await events.start();
+  const app = new Koa();
+  app.use(serverEventsMiddleware(events));
+  const server = http2.createSecureServer({ key, cert }, app.callback());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const session = http2.connect(`https://localhost:${(server.address() as AddressInfo).port}`, { ca: cert });
+  t.teardown(() => session.destroy());
+  const stream = openStream(session, '/event-stream?channels=home');
+  await stream.id();
+  const warnings: string[] = [];
+  const started = Date.now();
+  await closeGracefully(server, events, { warn: (message) => warnings.push(message) });
+  t.true(Date.now() - started < 3000, 'it returned');
+  t.true(stream.ended, 'the stream was ended all the same');
+  t.regex(warnings.join('\n'), /trackConnections/);
+});

@@ -122,3 +122,26 @@ test('ServiceStack\'s TypeScript client, heartbeating, sees keep-alives only as 
   t.deepEqual(errors, []);
   t.deepEqual(messages, ['cmd.chat'], 'keep-alives never reach onMessage');
 });
+
+test('the wait before a first comment follows the heartbeat interval the client was told, even when a hook changed it', async (t) => {
+  const cluster = await memoryClusters.create();
+  const server = await startServer(cluster, {
+    events: { heartbeatIntervalMs: 100 },
+    http: {
+      keepAliveIntervalMs: 100,
+      onConnect: (_sub, connectArgs) => {
+        connectArgs.heartbeatIntervalMs = '1000';
+      },
+    },
+  });
+  t.teardown(() => server.close());
+  const opened = Date.now();
+  const stream = await SseStream.open(`${server.url}/event-stream?channels=home`);
+  t.teardown(() => stream.close());
+  await stream.connected();
+  t.is(stream.connectArgs.heartbeatIntervalMs, '1000');
+  await delay(1300);
+  const first = stream.chunks.find((chunk) => chunk.text.startsWith(':'));
+  t.truthy(first, 'a client that never heartbeats still gets comments');
+  t.true(first!.at - opened >= 1100 - 20, `not before 1000 + 100 ms (after ${first!.at - opened} ms)`);
+});
