@@ -50,9 +50,10 @@ export async function brokerFromEnv(env: NodeJS.ProcessEnv = process.env): Promi
     throw new ConfigError(`unknown BROKER '${env.BROKER}': use one of ${brokerKinds.join(', ')}`);
   }
   const kind = requested as BrokerKind;
+  const history = historyFromEnv(env);
   const url = kind === 'redis' ? env.REDIS_URL : kind === 'nats' ? env.NATS_URL : undefined;
   if (kind === 'redis' && url && !/^rediss?:\/\//.test(url)) throw new ConfigError(`REDIS_URL must start with redis:// or rediss://, not '${url}'`);
-  return createBroker(kind, { url, prefix: env.BROKER_PREFIX || undefined, history: historyFromEnv(env) });
+  return createBroker(kind, { url, prefix: env.BROKER_PREFIX || undefined, history });
 }
 
 /**

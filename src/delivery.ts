@@ -57,11 +57,9 @@ export class Delivery {
     });
   }
 
-  /** Makes `sub` the stream of its subscription here. Returns the stream it replaces, if any, for the caller to end. */
-  adopt(sub: EventSubscription): EventSubscription | undefined {
-    const previous = this.local.get(sub.id);
+  /** Makes `sub` the stream of its subscription here (the caller ends any stream it replaces first). */
+  adopt(sub: EventSubscription): void {
     this.local.set(sub.id, sub);
-    return previous !== sub ? previous : undefined;
   }
 
   /** Starts delivering `sub`'s topics; resolves once events published afterwards are certain to arrive. */

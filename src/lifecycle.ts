@@ -53,11 +53,14 @@ export interface OpenRequest {
   onCreated?(sub: EventSubscription): void | Promise<void>;
   /** May edit the `cmd.onConnect` payload. */
   onConnect?(sub: EventSubscription, connectArgs: Record<string, string>): void | Promise<void>;
+  /** The stream just started (its headers are out), before anything is replayed or announced. */
+  onStreamOpened?(sub: EventSubscription): void;
   /** True once the client has gone away. */
   isGone(): boolean;
 }
 
-export type OpenOutcome = { opened: EventSubscription } | { refused: { status: number; message: string } } | { gone: true };
+/** What came of a stream request: a live subscription, a channel its user may no longer join (403), or a client that went away. */
+export type OpenOutcome = { opened: EventSubscription } | { refusedChannel: string } | { gone: true };
 
 export class Lifecycle {
   private readonly departures = new Set<Promise<void>>();
@@ -81,7 +84,7 @@ export class Lifecycle {
     if (resumable && request.refuseKept) {
       // A resumed subscription keeps its channels: they are asked about again, since access may have been taken away.
       const refused = await request.refuseKept(resumable.channels);
-      if (refused !== undefined) return { refused: { status: 403, message: `Not allowed to join channel '${refused}'` } };
+      if (refused !== undefined) return { refusedChannel: refused };
     }
     const info = resumable ? this.resumedRecord(resumable, request.address) : await this.newRecord(request);
     const sub = this.delivery.newSubscription(info, sink);
@@ -98,6 +101,7 @@ export class Lifecycle {
     }
     sink.open();
     sink.onClose(() => this.detach(sub));
+    request.onStreamOpened?.(sub);
     await this.register(sub, connectArgs, { lastEventId: request.lastEventId, resumed: resumable !== undefined });
     return { opened: sub };
   }
@@ -188,8 +192,10 @@ export class Lifecycle {
    */
   private async register(sub: EventSubscription, connectArgs: Record<string, string>, resume: { lastEventId?: number; resumed: boolean }): Promise<void> {
     const { broker, counters, settings } = this.core;
-    const replaced = this.delivery.adopt(sub);
-    if (replaced) await this.endStream(replaced, true);
+    // A stream of the same subscription here (a second resume racing the first) ends first, as a departure.
+    const replaced = this.delivery.get(sub.id);
+    if (replaced && replaced !== sub) await this.endStream(replaced, true);
+    this.delivery.adopt(sub);
     counters.totalConnections++;
     const history = broker.history;
     // Live events wait until the replay before them is written.

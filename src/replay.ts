@@ -33,6 +33,8 @@ export async function readMissed(
 ): Promise<Missed> {
   if (!history) return { entries: [], gap: 'this broker keeps no history' };
   const read = await history.read(afterId, topics);
+  // An adapter written against an older contract (which returned `complete`) must not pass for complete.
+  if (!Number.isFinite(read.first) || !Number.isFinite(read.head)) throw new Error('the broker history returned no first and head ids; see HistoryRead');
   const gap = gapOf(read, afterId);
   if (gap !== undefined) {
     sub.lastEventId = read.head;

@@ -8,7 +8,7 @@ import { connect, type NatsConnection, type Subscription } from '@nats-io/transp
 import { withDefaults, type Broker, type BrokerStatus, type CappedLists } from '../../src/broker.js';
 import { CoalescedCounter } from './coalesced-counter.js';
 import { NatsHistory } from './history.js';
-import { compareAndSet, liveEntry, safeKey, untilWritten } from './kv.js';
+import { compareAndSet, safeKey, untilWritten } from './kv.js';
 import { NatsLists } from './lists.js';
 import { NatsPresence } from './presence.js';
 
@@ -131,16 +131,16 @@ export class NatsBroker implements Broker {
     return this.counter.next(name);
   }
 
-  /** Raises a counter by `amount` with compare-and-set, retrying (a bounded number of times) when another server wrote first. */
+  /** Raises a counter by `amount` with compare-and-set, retrying (for a bounded time) when another server wrote first. */
   private addToSequence(name: string, amount: number): Promise<number> {
     const bucket = this.required(this.sequenceBucket);
     const key = safeKey(name);
     return untilWritten(`raising counter ${name}`, async () => {
       const entry = await bucket.get(key);
-      const next = (entry ? Number((await liveEntry(bucket, key))?.string() ?? 0) : 0) + amount;
+      const next = (entry && entry.operation === 'PUT' ? Number(entry.string()) : 0) + amount;
       const written = await compareAndSet(() => (entry ? bucket.update(key, String(next), entry.revision) : bucket.create(key, String(next))));
       return written === true ? next : written;
-    }, 50);
+    });
   }
 
   async close(): Promise<void> {

@@ -15,18 +15,23 @@ export async function compareAndSet(write: () => Promise<unknown>): Promise<true
   }
 }
 
+/** How long a write keeps retrying against other writers before it gives up. */
+export const retryForMs = 5000;
+
 /**
- * Retries `attempt` while it loses compare-and-set races, with a short
- * random pause between tries, at most `attempts` times; then it throws, so
- * that no caller waits for ever behind a key that others keep changing.
+ * Retries `attempt` while it loses compare-and-set races to other servers,
+ * with a growing random pause between tries (so that many contenders take
+ * turns instead of colliding again), for at most `retryForMs`; then it
+ * throws, so that no caller waits for ever behind a key others keep changing.
  */
-export async function untilWritten<T>(what: string, attempt: () => Promise<T | Conflict>, attempts = 10): Promise<T> {
-  for (let i = 0; i < attempts; i++) {
+export async function untilWritten<T>(what: string, attempt: () => Promise<T | Conflict>, withinMs = retryForMs): Promise<T> {
+  const deadline = Date.now() + withinMs;
+  for (let i = 0; ; i++) {
     const result = await attempt();
     if (result !== conflict) return result;
-    await new Promise((resolve) => setTimeout(resolve, Math.random() * 2 ** Math.min(i, 6)));
+    if (Date.now() >= deadline) throw new Error(`NATS: ${what} kept losing to other writers for ${withinMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, Math.random() * 2 ** Math.min(i, 7)));
   }
-  throw new Error(`NATS: ${what} lost to other writers ${attempts} times in a row`);
 }
 
 /** The entry of `key` when it holds a value (not a delete marker). */

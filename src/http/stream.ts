@@ -101,18 +101,16 @@ async function openAdmitted(ctx: Context, events: ServerEvents, options: Middlew
         subscriptionUser = sub.info.userId;
         await options.onConnect?.(sub, connectArgs);
       },
+      onStreamOpened: (sub) => {
+        keepAlive.add(sub, sink);
+        sink.onClose(() => keepAlive.remove(sub));
+      },
       isGone: () => gone || ctx.req.destroyed,
     },
     sink,
   );
-  if ('refused' in outcome) return refuse(outcome.refused.status, outcome.refused.message);
-  if ('gone' in outcome) return sink.isOpen;
-  const { opened } = outcome;
-  if (!opened.isClosed) {
-    keepAlive.add(opened, sink);
-    sink.onClose(() => keepAlive.remove(opened));
-  }
-  return true;
+  if ('refusedChannel' in outcome) return refuse(403, `Not allowed to join channel '${outcome.refusedChannel}'`);
+  return sink.isOpen;
 }
 
 /**

@@ -31,6 +31,16 @@ export function messagingContract(factory: ClusterFactory): void {
     t.deepEqual([...values].sort((x, y) => x - y), Array.from({ length: 60 }, (_, i) => i + 1), 'from 1, without holes');
   });
 
+  test(name('counters and lists stay whole when many servers race on one key'), async (t) => {
+    const brokers = await connections(t, factory, 8);
+    const values = await Promise.all(brokers.flatMap((broker) => Array.from({ length: 25 }, () => broker.nextSequence('raced'))));
+    t.is(new Set(values).size, 200, 'every call got its own value');
+    t.is(Math.max(...values), 200);
+    if (!brokers[0]!.lists) return;
+    await Promise.all(brokers.flatMap((broker, b) => Array.from({ length: 10 }, (_, i) => broker.lists!.push('crowded', `${b}-${i}`, 1000))));
+    t.is((await brokers[0]!.lists.range('crowded')).length, 80, 'no append lost or refused');
+  });
+
   test(name('lists, where a broker has them, keep the newest entries and are shared'), async (t) => {
     const [a, b] = await connections(t, factory);
     if (!a!.lists || !b!.lists) return t.pass('this broker has no lists');

@@ -6,8 +6,9 @@
 import http from 'node:http';
 import test from 'ava';
 import fc from 'fast-check';
+import { rawJson } from '../../src/arguments.js';
 import { memoryClusters } from '../helpers/cluster.js';
-import { startServer } from '../helpers/server.js';
+import { delay, startServer } from '../helpers/server.js';
 import { only, SseStream } from '../helpers/sse.js';
 
 const routes = [
@@ -100,44 +101,65 @@ function send(base: URL, shape: Shape): Promise<{ status: number; text: string }
 const serverSelectors = new Set(['cmd.onConnect', 'cmd.onJoin', 'cmd.onLeave', 'cmd.onUpdate', 'cmd.onHeartbeat', 'cmd.onReset', 'cmd.tick']);
 
 /**
- * Why a stream's bytes are not exactly what this server writes, or
- * `undefined`: every block up to the last blank line is a keep-alive comment
- * (`:`) or exactly an `id: N` line and a `data: [channel@]selector body`
- * line, whose selector is one the server sends and whose body is JSON.
- * A frame forged through a field (a line break smuggled in) shows up as a
- * block of its own, or as a line too many.
+ * Why one frame the server wrote is not exactly one SSE event, or
+ * `undefined`: an `id: N` line, a `data: [channel@]selector body` line with a
+ * selector the server sends and a JSON body, a blank line, and no other line
+ * break anywhere. A message or name that smuggled a line break in (and so a
+ * forged field or frame) fails here, whatever it forged.
  */
-function streamProblem(text: string): string | undefined {
-  const blocks = text.split('\n\n').slice(0, -1);
-  for (const block of blocks) {
-    if (block === ':') continue;
-    const lines = block.split('\n');
-    const match = lines.length === 2 && /^id: \d+$/.test(lines[0]!) ? /^data: (?:[^\s@]+@)?(\S+) (.*)$/.exec(lines[1]!) : null;
-    if (!match) return `not one id and one data line: ${JSON.stringify(block.slice(0, 200))}`;
-    if (!serverSelectors.has(match[1]!)) return `a selector the server never sends: ${match[1]}`;
-    try {
-      JSON.parse(match[2]!);
-    } catch {
-      return `a body that is not JSON: ${match[2]!.slice(0, 100)}`;
-    }
+function frameProblem(frame: string): string | undefined {
+  const match = /^id: \d+\ndata: (?:[^\s@]+@)?(\S+) ([^\n\r]*)\n\n$/.exec(frame);
+  if (!match) return `not exactly one id line and one data line: ${JSON.stringify(frame.slice(0, 200))}`;
+  if (!serverSelectors.has(match[1]!)) return `a selector the server never sends: ${match[1]}`;
+  try {
+    JSON.parse(match[2]!);
+  } catch {
+    return `a body that is not JSON: ${match[2]!.slice(0, 100)}`;
   }
   return undefined;
 }
 
-test('the frame check catches a forged frame, a line too many and a stray field, and passes a real stream', (t) => {
+/**
+ * Why a stream's bytes are not what this server writes, or `undefined`:
+ * every block is a keep-alive comment or a frame as `frameProblem` wants it,
+ * and ids never go back.
+ */
+function streamProblem(text: string): string | undefined {
+  let last = 0;
+  for (const block of text.split('\n\n').slice(0, -1)) {
+    if (block === ':') continue;
+    const problem = frameProblem(`${block}\n\n`);
+    if (problem) return problem;
+    const id = Number(/^id: (\d+)/.exec(block)![1]);
+    if (id < last) return `an id that went back: ${id} after ${last}`;
+    last = id;
+  }
+  return undefined;
+}
+
+test('the frame checks catch a forged frame, a line too many, a stray field and an id going back, and pass a real stream', (t) => {
   const real = 'id: 5\ndata: cmd.onConnect {"id":"x"}\n\nid: 6\ndata: home@cmd.onJoin {"userId":"-1"}\n\n:\n\nid: 6\ndata: cmd.tick 3\n\n';
   t.is(streamProblem(real), undefined);
   t.truthy(streamProblem(`${real}id: 999\ndata: home@cmd.forged {}\n\n`), 'a forged frame');
+  t.truthy(streamProblem(`${real}id: 2\ndata: home@cmd.onLeave {"userId":"admin"}\n\n`), 'a forged frame of a real kind, going back');
   t.truthy(streamProblem('id: 7\ndata: cmd.tick 1\ndata: cmd.forged {}\n\n'), 'a data line too many');
   t.truthy(streamProblem('id: 7\nevent: x\ndata: cmd.tick 1\n\n'), 'a field this server never writes');
   t.truthy(streamProblem('id: 7\ndata: cmd.tick {"a":\n\n'), 'a body cut short');
+  t.truthy(frameProblem('id: 8\ndata: cmd.onLeave {"a":"b"}\n\nid: 9\ndata: cmd.onLeave {"userId":"admin"}\n\n'), 'two frames in one write');
+  t.is(frameProblem('id: 8\ndata: my%20room@cmd.onJoin {"a":"b c"}\n\n'), undefined);
 });
 
 test('hostile requests at every route: no 500, no forged frame, no crash; a bystander gets every event', async (t) => {
   const cluster = await memoryClusters.create();
   const errors: unknown[] = [];
+  const badFrames: string[] = [];
+  // Every frame the server writes, checked as it is written: one event, nothing forged into it.
+  const onPublish = (_sub: unknown, frame: string) => {
+    const problem = frameProblem(frame);
+    if (problem) badFrames.push(problem);
+  };
   // Few stream places: a request that kept its place after failing would use them up, and the last check would fail.
-  const server = await startServer(cluster, { events: { onError: (error) => errors.push(error) }, http: { maxStreams: 20 } });
+  const server = await startServer(cluster, { events: { onError: (error) => errors.push(error), onPublish }, http: { maxStreams: 20 } });
   t.teardown(() => server.close());
   const base = new URL(server.url);
   const bystander = await SseStream.open(`${server.url}/event-stream?channels=home`);
@@ -175,7 +197,31 @@ test('hostile requests at every route: no 500, no forged frame, no crash; a byst
   t.is(streamProblem(bystander.raw), undefined, 'the bystander saw only frames the server meant to send');
   t.false(bystander.frames.some((frame) => frame.selector === 'cmd.forged'));
   t.deepEqual(errors, [], 'no request made the server report an error');
+  t.deepEqual(badFrames, [], 'every frame the server wrote was exactly one event');
   const after = await SseStream.open(`${server.url}/event-stream?channels=after`);
   t.teardown(() => after.close());
   await after.connected();
+});
+
+test('hostile message bodies, even raw ones, reach a stream as exactly one event each', async (t) => {
+  const cluster = await memoryClusters.create();
+  const written: string[] = [];
+  const server = await startServer(cluster, { events: { onPublish: (_sub, frame) => written.push(frame) } });
+  t.teardown(() => server.close());
+  const stream = await SseStream.open(`${server.url}/event-stream?channels=home`);
+  t.teardown(() => stream.close());
+  await stream.connected();
+  let sent = 0;
+  await fc.assert(
+    fc.asyncProperty(hostile, fc.boolean(), async (body, raw) => {
+      await server.events.notifyChannel('home', 'cmd.tick', raw ? rawJson(body) : body);
+      sent++;
+    }),
+    { numRuns: 200 },
+  );
+  await stream.count(only('cmd.tick'), sent, 10_000);
+  await delay(100);
+  t.is(stream.frames.filter(only('cmd.tick')).length, sent, 'one event per message: none split in two');
+  const ticks = written.filter((frame) => frame.includes('cmd.tick'));
+  t.deepEqual(ticks.filter((frame) => !/^id: \d+\ndata: home@cmd\.tick [^\n\r]*\n\n$/.test(frame)), [], 'every frame one id line and one data line');
 });

@@ -145,3 +145,18 @@ test('the wait before a first comment follows the heartbeat interval the client 
   t.truthy(first, 'a client that never heartbeats still gets comments');
   t.true(first!.at - opened >= 1100 - 20, `not before 1000 + 100 ms (after ${first!.at - opened} ms)`);
 });
+
+test('keep-alives start with the stream, not after a slow onSubscribe hook', async (t) => {
+  const cluster = await memoryClusters.create();
+  const server = await startServer(cluster, {
+    events: { heartbeatIntervalMs: 50, onSubscribe: () => delay(800) },
+    http: { keepAliveIntervalMs: 100 },
+  });
+  t.teardown(() => server.close());
+  const stream = await SseStream.open(`${server.url}/event-stream?channels=home`);
+  t.teardown(() => stream.close());
+  await stream.connected();
+  await delay(500);
+  t.false(stream.frames.some(only('cmd.onJoin')), 'the hook is still running');
+  t.true(stream.chunks.some((chunk) => chunk.text === ':\n\n'), 'yet the stream is kept alive');
+});
