@@ -94,17 +94,22 @@ class MemoryLists implements CappedLists {
   }
 }
 
-/** Presence records in a `Map`, with leases checked against `Date.now()`. */
-class MemoryPresence implements PresenceStore {
-  private readonly leases = new Map<string, Lease>();
+interface Entry extends Lease {
+  indexes: readonly string[];
+}
 
-  async put(id: string, record: string, ttlMs: number): Promise<void> {
-    this.leases.set(id, leaseOf(record, ttlMs));
+/** Presence records in a `Map`, with leases checked against `Date.now()`, and a `Set` of ids per index key. */
+class MemoryPresence implements PresenceStore {
+  private readonly entries = new Map<string, Entry>();
+  private readonly indexes = new Map<string, Set<string>>();
+
+  async put(id: string, record: string, indexes: readonly string[], ttlMs: number): Promise<void> {
+    this.write(id, record, indexes, ttlMs);
   }
 
-  async replace(id: string, expected: string, record: string, ttlMs: number): Promise<boolean> {
+  async replace(id: string, expected: string, record: string, indexes: readonly string[], ttlMs: number): Promise<boolean> {
     if (this.live(id)?.record !== expected) return false;
-    this.leases.set(id, leaseOf(record, ttlMs));
+    this.write(id, record, indexes, ttlMs);
     return true;
   }
 
@@ -112,40 +117,73 @@ class MemoryPresence implements PresenceStore {
     return this.live(id)?.record;
   }
 
+  async getMany(ids: readonly string[]): Promise<Map<string, string>> {
+    const found = new Map<string, string>();
+    for (const id of ids) {
+      const entry = this.live(id);
+      if (entry) found.set(id, entry.record);
+    }
+    return found;
+  }
+
   async touch(id: string, ttlMs: number): Promise<boolean> {
-    const lease = this.live(id);
-    if (!lease) return false;
-    lease.expiresAt = Date.now() + ttlMs;
+    const entry = this.live(id);
+    if (!entry) return false;
+    entry.expiresAt = Date.now() + ttlMs;
     return true;
   }
 
   async remove(id: string): Promise<string | undefined> {
-    const lease = this.leases.get(id);
-    this.leases.delete(id);
-    return lease?.record;
+    return this.delete(id)?.record;
   }
 
-  async list(): Promise<string[]> {
-    const now = Date.now();
-    return [...this.leases.values()].filter((l) => isLive(l, now)).map((l) => l.record);
-  }
-
-  async takeExpired(limit: number): Promise<string[]> {
+  async takeExpired(ids: readonly string[]): Promise<string[]> {
     const now = Date.now();
     const taken: string[] = [];
-    for (const [id, lease] of this.leases) {
-      if (taken.length >= limit) break;
-      if (!isLive(lease, now)) {
-        this.leases.delete(id);
-        taken.push(lease.record);
-      }
+    for (const id of ids) {
+      const entry = this.entries.get(id);
+      if (entry && !isLive(entry, now)) taken.push(this.delete(id)!.record);
     }
     return taken;
   }
 
-  private live(id: string): Lease | undefined {
-    const lease = this.leases.get(id);
-    return lease && isLive(lease) ? lease : undefined;
+  async *members(index: string, batchSize: number): AsyncIterable<string[]> {
+    const ids = [...(this.indexes.get(index) ?? [])];
+    for (let i = 0; i < ids.length; i += batchSize) yield ids.slice(i, i + batchSize);
+  }
+
+  async unlist(index: string, ids: readonly string[]): Promise<void> {
+    for (const id of ids) if (!this.entries.has(id)) this.unindex(index, id);
+  }
+
+  private write(id: string, record: string, indexes: readonly string[], ttlMs: number): void {
+    const previous = this.entries.get(id);
+    this.entries.set(id, { ...leaseOf(record, ttlMs), indexes: [...indexes] });
+    for (const index of previous?.indexes ?? []) if (!indexes.includes(index)) this.unindex(index, id);
+    for (const index of indexes) {
+      let set = this.indexes.get(index);
+      if (!set) this.indexes.set(index, (set = new Set()));
+      set.add(id);
+    }
+  }
+
+  private delete(id: string): Entry | undefined {
+    const entry = this.entries.get(id);
+    if (!entry) return undefined;
+    this.entries.delete(id);
+    for (const index of entry.indexes) this.unindex(index, id);
+    return entry;
+  }
+
+  private unindex(index: string, id: string): void {
+    const set = this.indexes.get(index);
+    if (!set?.delete(id)) return;
+    if (set.size === 0) this.indexes.delete(index);
+  }
+
+  private live(id: string): Entry | undefined {
+    const entry = this.entries.get(id);
+    return entry && isLive(entry) ? entry : undefined;
   }
 }
 

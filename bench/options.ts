@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util';
 import type { SystemId } from './systems.js';
 
-export const scenarioIds = ['fanout', 'hop', 'capacity'] as const;
+export const scenarioIds = ['fanout', 'hop', 'capacity', 'scale'] as const;
 export type ScenarioId = (typeof scenarioIds)[number];
 const systemIds: SystemId[] = ['memory', 'redis', 'nats', 'floor', 'socketio'];
 
@@ -22,6 +22,7 @@ export interface BenchOptions {
   saturationSteps: number;
   p99LimitMs: number;
   connections: number;
+  scaleSteps: number[];
   threads: number;
   out: string;
 }
@@ -36,6 +37,9 @@ Scenarios (--scenarios, default all):
             then the rate rises step by step until p99 passes the limit
   hop       the same on one server: what each broker adds
   capacity  C idle connections to one server: memory per connection, connect rate
+  scale     3 servers grow through the scale steps of subscriptions (Redis and NATS);
+            at each step: listing a 10-member channel, a user lookup, a resume,
+            a heartbeat and the fan-out of one join, as ratios to the first step
 
 Flags (default):
   --systems LIST           memory,redis,nats,floor,socketio
@@ -49,6 +53,7 @@ Flags (default):
   --saturation-steps M     8     most steps (0 skips saturation)
   --p99-limit MS           50    the p99 at which a system counts as saturated
   --connections C          10000 idle connections in the capacity scenario
+  --scale-steps LIST       1000,10000,30000 subscriptions at each step of the scale scenario
   --threads T              2     load-generator worker threads
   --out DIR                bench/results
   -h, --help
@@ -93,6 +98,7 @@ export function parseOptions(args: string[]): BenchOptions | 'help' {
         'saturation-steps': { type: 'string', default: '8' },
         'p99-limit': { type: 'string', default: '50' },
         connections: { type: 'string', default: '10000' },
+        'scale-steps': { type: 'string', default: '1000,10000,30000' },
         threads: { type: 'string', default: '2' },
         out: { type: 'string', default: 'bench/results' },
         help: { type: 'boolean', short: 'h' },
@@ -115,6 +121,7 @@ export function parseOptions(args: string[]): BenchOptions | 'help' {
     saturationSteps: number(values['saturation-steps'], 'saturation-steps', { min: 0, integer: true }),
     p99LimitMs: number(values['p99-limit'], 'p99-limit', { min: 0.1 }),
     connections: number(values.connections, 'connections', { min: 1, integer: true }),
+    scaleSteps: values['scale-steps'].split(',').map((step) => number(step.trim(), 'scale-steps', { min: 20, integer: true })),
     threads: number(values.threads, 'threads', { min: 1, integer: true }),
     out: values.out,
   };

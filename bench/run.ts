@@ -14,6 +14,7 @@ import { latencyChart } from './report/chart.js';
 import { failures, markdownReport, type BenchResults, type Outcome } from './report/table.js';
 import { runCapacity } from './scenarios/capacity.js';
 import { runLatency } from './scenarios/latency.js';
+import { runScale } from './scenarios/scale.js';
 import { brokerOf, systems, type BrokerUrls, type System } from './systems.js';
 
 function fail(message: string): never {
@@ -54,7 +55,7 @@ async function runAll(options: BenchOptions, brokers: BrokerUrls, pids: Record<'
     const broker = brokerOf(system.id);
     return broker && pids[broker];
   };
-  const results: BenchResults = { startedAt: new Date().toISOString(), machine: machine(), options, fanout: {}, hop: {}, capacity: {} };
+  const results: BenchResults = { startedAt: new Date().toISOString(), machine: machine(), options, fanout: {}, hop: {}, capacity: {}, scale: {} };
 
   if (options.scenarios.includes('fanout')) {
     for (const system of chosen.filter((candidate) => candidate.crossServer)) {
@@ -107,6 +108,11 @@ async function runAll(options: BenchOptions, brokers: BrokerUrls, pids: Record<'
       results.capacity[system.id] = await attempt(() =>
         runCapacity(system, { connections: options.connections, threads: options.threads, brokers, prefix: prefix() }, `capacity ${system.label}`),
       );
+    }
+  }
+  if (options.scenarios.includes('scale')) {
+    for (const system of chosen.filter((candidate) => candidate.id === 'redis' || candidate.id === 'nats')) {
+      results.scale[system.id] = await attempt(() => runScale(system, { steps: options.scaleSteps, brokers, prefix: prefix() }, `scale ${system.label}`));
     }
   }
   return results;

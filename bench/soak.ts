@@ -203,7 +203,20 @@ async function main(): Promise<void> {
     const heapAtEnd = await cluster.askAll<'memory'>({ type: 'memory' });
     const held = await cluster.askAll<'stats'>({ type: 'stats' });
     const probe = new Redis(redis.url);
-    const recordsLeft = await probe.hlen(`${prefix}:presence:records`);
+    // Subscription records and index entries; the servers' own registrations (ids starting with ~) stay while they run.
+    const keys = async (pattern: string) => {
+      const found: string[] = [];
+      let cursor = '0';
+      do {
+        const [next, batch] = await probe.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+        cursor = next;
+        found.push(...batch);
+      } while (cursor !== '0');
+      return found;
+    };
+    const recordsLeft =
+      (await keys(`${prefix}:sub:*`)).filter((key) => !key.includes('{~')).length +
+      (await keys(`${prefix}:ix:*`)).filter((key) => !key.endsWith('{servers}')).length;
     probe.disconnect();
     progressDone();
 
@@ -226,7 +239,7 @@ async function main(): Promise<void> {
     });
     console.log(`\nserver 1, every tenth: ${samples.map((tenth) => mib(tenth[0]!)).join(', ')}`);
     console.log(`\nsteady clients: ${delivered.toLocaleString('en-US')} / ${expected.toLocaleString('en-US')} delivered, ${duplicates} duplicates; ${published.failed} publishes failed`);
-    console.log(`presence records left in Redis: ${recordsLeft}`);
+    console.log(`presence records and index keys left in Redis: ${recordsLeft}`);
     console.log(`held by the servers after all left: ${held.map((h, i) => `server ${i + 1}: ${h.localSubscriptions} subscriptions, ${h.brokerTopics} broker topics`).join('; ')}`);
 
     const problems = [

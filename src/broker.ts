@@ -99,29 +99,46 @@ export interface BrokerStatus {
 }
 
 /**
- * A shared map from subscription id to an opaque record, where every record
- * holds a lease that expires unless it is renewed. It lets any server in a
- * cluster list, validate, renew or remove any subscription, and lets the
- * cluster notice subscriptions of a server that died without cleaning up.
+ * A shared map from id to an opaque record, where every record holds a lease
+ * that expires unless it is renewed, and is listed under the index keys it
+ * was written with. It lets any server in a cluster look up, validate, renew
+ * or remove any subscription, and find the subscriptions of a channel, a
+ * user or a session at a cost that grows with what it finds, not with the
+ * cluster.
  *
- * Leases are measured on the backend's clock where it has one; all methods
- * are atomic per record.
+ * An index key is an opaque name the core chooses (`ch:home`, `uid:42`);
+ * the store only keeps, per index key, the set of ids written under it.
+ * Index entries are kept beside the records, not in them, and are updated
+ * after the record, so a reader may meet an id whose record is gone, expired
+ * or has just been moved to other indexes: it checks the record, leaves out
+ * what does not match, and may `unlist` ids that have no record.
+ *
+ * Leases are measured on the backend's clock where it has one. Every method
+ * is atomic per record; nothing is atomic across records, so that each
+ * record and each index can live on a shard of its own (Redis Cluster).
  */
 export interface PresenceStore {
-  /** Inserts or replaces the record of `id`, with a lease of `ttlMs`. */
-  put(id: string, record: string, ttlMs: number): Promise<void>;
+  /**
+   * Inserts or replaces the record of `id`, with a lease of `ttlMs`, listed
+   * under exactly `indexes` from now on (entries under indexes it no longer
+   * names are removed).
+   */
+  put(id: string, record: string, indexes: readonly string[], ttlMs: number): Promise<void>;
 
   /**
-   * Replaces the record of `id` with `record` and renews its lease, but only
-   * if the stored record is still exactly `expected` (and its lease running).
-   * Returns whether it did: a compare-and-set, so that a change made from a
-   * stale read (a disconnect racing an unregister, say) never brings back or
-   * overwrites a newer state.
+   * Replaces the record of `id` with `record` (and its indexes with
+   * `indexes`) and renews its lease, but only if the stored record is still
+   * exactly `expected` and its lease running. Returns whether it did: a
+   * compare-and-set, so that a change made from a stale read (a disconnect
+   * racing an unregister, say) never brings back or overwrites a newer state.
    */
-  replace(id: string, expected: string, record: string, ttlMs: number): Promise<boolean>;
+  replace(id: string, expected: string, record: string, indexes: readonly string[], ttlMs: number): Promise<boolean>;
 
   /** The record of `id`, or `undefined` when absent or its lease has run out. */
   get(id: string): Promise<string | undefined>;
+
+  /** The records of those of `ids` that exist with a running lease, by id. At most a few hundred ids a call. */
+  getMany(ids: readonly string[]): Promise<Map<string, string>>;
 
   /**
    * Renews the lease of `id` to `ttlMs` from now. Returns `false`, and renews
@@ -130,21 +147,31 @@ export interface PresenceStore {
   touch(id: string, ttlMs: number): Promise<boolean>;
 
   /**
-   * Removes the record of `id` and returns it. When several servers race to
-   * remove the same record, exactly one of them receives it; the others get
-   * `undefined`. That winner is the one that announces the departure.
+   * Removes the record of `id` (and its index entries) and returns it. When
+   * several servers race to remove the same record, exactly one of them
+   * receives it; the others get `undefined`. That winner is the one that
+   * announces the departure.
    */
   remove(id: string): Promise<string | undefined>;
 
-  /** Every record whose lease is still running, in no particular order. */
-  list(): Promise<string[]>;
+  /**
+   * Removes those of `ids` whose lease has run out, with their index
+   * entries, and returns their records. Like `remove`, each expired record is
+   * handed to exactly one caller across the cluster, so its departure is
+   * announced once; a record whose lease runs is left alone.
+   */
+  takeExpired(ids: readonly string[]): Promise<string[]>;
 
   /**
-   * Removes and returns up to `limit` records whose lease has run out. Like
-   * `remove`, each expired record is handed to exactly one caller across the
-   * cluster, so its departure is announced once.
+   * The ids listed under `index`, in batches of at most `batchSize`, each id
+   * once per batch (a store that reorganises itself meanwhile may repeat one
+   * in a later batch). Ids whose record is gone may be among them. Empty for
+   * an index nobody wrote.
    */
-  takeExpired(limit: number): Promise<string[]>;
+  members(index: string, batchSize: number): AsyncIterable<string[]>;
+
+  /** Removes `ids` from `index`: entries a reader found without a live record. */
+  unlist(index: string, ids: readonly string[]): Promise<void>;
 }
 
 /**

@@ -1,16 +1,15 @@
 import type { Core } from './core.js';
 import type { Delivery } from './delivery.js';
 import type { Lifecycle } from './lifecycle.js';
-import type { Records } from './records.js';
-
-/** How many expired records one broker call takes at most. */
-const expiryBatch = 100;
+import type { ServerRegistry } from './servers.js';
 
 /**
- * The sweep, on a timer: removes subscriptions whose last heartbeat is older
- * than the idle timeout, this server's own and those whose lease ran out
- * because the server that held them died or their client never came back.
- * Each leave is announced once, by whoever removed the record.
+ * The sweep, on a timer: renews this server's registration, and removes
+ * subscriptions whose last heartbeat is older than the idle timeout: this
+ * server's streams, the subscriptions detached here whose clients never came
+ * back, and those of servers that died (see `ServerRegistry`). Each leave is
+ * announced once, by whoever removed the record. Every part costs what this
+ * server holds, not what the cluster holds.
  */
 export class Housekeeping {
   private timer: NodeJS.Timeout | undefined;
@@ -18,9 +17,9 @@ export class Housekeeping {
 
   constructor(
     private readonly core: Core,
-    private readonly records: Records,
     private readonly delivery: Delivery,
     private readonly lifecycle: Lifecycle,
+    private readonly servers: ServerRegistry,
     /** False while the broker is away: nothing can be removed then. */
     private readonly brokerAvailable: () => boolean,
   ) {}
@@ -49,20 +48,14 @@ export class Housekeeping {
     // The outage was logged once already.
     if (!this.brokerAvailable()) return;
     const { counters, settings } = this.core;
+    await this.servers.register();
     const deadline = Date.now() - settings.idleTimeoutMs;
     for (const sub of this.delivery.all().filter((s) => s.lastPulseAt < deadline)) {
       counters.expiredSubscriptions++;
       this.core.logStep('expired', sub.info);
       await this.lifecycle.leave(sub.id);
     }
-    for (;;) {
-      const expired = await this.records.takeExpired(expiryBatch);
-      for (const info of expired) {
-        counters.expiredSubscriptions++;
-        this.core.logStep('expired', info);
-        await this.lifecycle.retire(info);
-      }
-      if (expired.length < expiryBatch) break;
-    }
+    await this.lifecycle.expireDetached();
+    await this.servers.sweepOthers();
   }
 }

@@ -64,6 +64,8 @@ export type OpenOutcome = { opened: EventSubscription } | { refusedChannel: stri
 
 export class Lifecycle {
   private readonly departures = new Set<Promise<void>>();
+  /** Subscriptions detached from a stream of this server, with the time their lease runs out: this server sweeps them. */
+  private readonly detached = new Map<string, { info: SubscriptionInfo; expiresAt: number }>();
 
   constructor(
     private readonly core: Core,
@@ -196,6 +198,7 @@ export class Lifecycle {
     const replaced = this.delivery.get(sub.id);
     if (replaced && replaced !== sub) await this.endStream(replaced, true);
     this.delivery.adopt(sub);
+    this.detached.delete(sub.id);
     counters.totalConnections++;
     const history = broker.history;
     // Live events wait until the replay before them is written.
@@ -276,8 +279,48 @@ export class Lifecycle {
     const current = await this.records.readVersioned(sub.id);
     // Gone, or resumed elsewhere meanwhile: the record is no longer this stream's.
     if (!current || current.info.connectionId !== sub.info.connectionId) return;
+    const detached = { ...current.info, detached: true };
     // Conditional, so an unregister or a resume landing meanwhile wins.
-    await this.records.replace(current, { ...current.info, detached: true });
+    if (await this.records.replace(current, detached)) {
+      this.detached.set(sub.id, { info: detached, expiresAt: Date.now() + this.core.settings.idleTimeoutMs });
+    }
+  }
+
+  /**
+   * Retires the subscriptions detached here whose lease ran out, with
+   * `cmd.onLeave`. One that was renewed or resumed meanwhile is left to
+   * whoever holds it now.
+   */
+  async expireDetached(): Promise<void> {
+    const now = Date.now();
+    const due = [...this.detached].filter(([, d]) => d.expiresAt <= now).map(([id]) => id);
+    if (due.length === 0) return;
+    for (const info of await this.records.takeExpired(due)) {
+      this.detached.delete(info.id);
+      this.core.counters.expiredSubscriptions++;
+      this.core.logStep('expired', info);
+      await this.retire(info);
+    }
+    for (const id of due.filter((i) => this.detached.has(i))) {
+      const current = await this.records.read(id);
+      const entry = this.detached.get(id)!;
+      if (current?.detached && current.serverId === this.core.serverId && current.connectionId === entry.info.connectionId) {
+        // Still ours and still detached: its lease was renewed; look again when it may have run out.
+        entry.expiresAt = now + this.core.settings.idleTimeoutMs;
+      } else {
+        this.detached.delete(id);
+      }
+    }
+  }
+
+  /** The records of the subscriptions detached here, to write again after the broker restarted empty. */
+  detachedRecords(): SubscriptionInfo[] {
+    return [...this.detached.values()].map((d) => d.info);
+  }
+
+  /** How many subscriptions detached here still wait for their client or their lease. */
+  get detachedCount(): number {
+    return this.detached.size;
   }
 
   // ---- live here → live on another stream ---------------------------------------
@@ -308,6 +351,7 @@ export class Lifecycle {
 
   /** A record this server removed (unregistered, or taken because its lease ran out): end its stream wherever it is, and announce the leave. */
   async retire(info: SubscriptionInfo): Promise<void> {
+    this.detached.delete(info.id);
     this.core.counters.totalUnsubscriptions++;
     this.core.logStep('left', info);
     const sub = this.delivery.get(info.id);

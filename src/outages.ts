@@ -1,7 +1,9 @@
 import type { BrokerStatus } from './broker.js';
 import type { Core } from './core.js';
 import type { Delivery } from './delivery.js';
+import type { Lifecycle } from './lifecycle.js';
 import type { Records } from './records.js';
+import type { ServerRegistry } from './servers.js';
 
 /**
  * What this server does when its broker goes away and comes back. While it
@@ -17,6 +19,8 @@ export class Outages {
     private readonly core: Core,
     private readonly records: Records,
     private readonly delivery: Delivery,
+    private readonly lifecycle: Lifecycle,
+    private readonly servers: ServerRegistry,
   ) {}
 
   /** False while the broker connection is lost. */
@@ -37,9 +41,13 @@ export class Outages {
     }
     if (!this.down) return;
     this.down = false;
-    logger.warn(`server-events: the ${broker.name} broker is back; restoring ${this.delivery.size} presence records`);
+    const detached = this.lifecycle.detachedRecords();
+    logger.warn(`server-events: the ${broker.name} broker is back; restoring ${this.delivery.size + detached.length} presence records`);
+    this.servers.brokerRecovered();
     void Promise.all([
+      this.servers.register(),
       ...this.delivery.all().map((sub) => this.records.write(sub.info)),
+      ...detached.map((info) => this.records.write(info)),
       this.delivery
         .retryTopics()
         .catch((error) => this.core.reportError(error))

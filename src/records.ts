@@ -1,4 +1,5 @@
 import type { PresenceStore } from './broker.js';
+import { topics } from './topics.js';
 
 /**
  * What the cluster knows about one subscription: the record kept in the
@@ -75,9 +76,29 @@ const encode = (info: SubscriptionInfo): string => JSON.stringify(info);
 const decode = (record: string): SubscriptionInfo => JSON.parse(record) as SubscriptionInfo;
 
 /**
+ * The index keys a record is listed under: what the API looks subscriptions
+ * up by (each channel, the user id and name, the session) and the server
+ * that holds it (for the sweep of a server that died). They are named as
+ * the broker topics of the same audiences.
+ */
+export function indexesOf(info: SubscriptionInfo): string[] {
+  const indexes = [topics.server(info.serverId), topics.userId(info.userId), ...info.channels.map(topics.channel)];
+  if (info.userName) indexes.push(topics.userName(info.userName));
+  if (info.sessionId) indexes.push(topics.session(info.sessionId));
+  return indexes;
+}
+
+/** The index of every server's registration (see `ServerRegistry`). */
+export const serversIndex = 'servers';
+
+/** How many ids one presence call carries at most: a lookup costs what it finds, in bounded steps. */
+export const lookupBatch = 250;
+
+/**
  * Subscription records over a broker's `PresenceStore`, each with a lease
- * of `leaseMs` that heartbeats renew. Every read and write of a record in the
- * core goes through here.
+ * of `leaseMs` that heartbeats renew and listed under `indexesOf` it. Every
+ * read and write of a record in the core goes through here, and every
+ * lookup costs what it finds: it reads one index, in batches.
  */
 export class Records {
   constructor(
@@ -87,7 +108,7 @@ export class Records {
 
   /** Writes the record of a live subscription (new, resumed, changed, or restored after an outage) with a fresh lease. */
   write(info: SubscriptionInfo): Promise<void> {
-    return this.presence.put(info.id, encode(info), this.leaseMs);
+    return this.presence.put(info.id, encode(info), indexesOf(info), this.leaseMs);
   }
 
   /** The record of `id`, or `undefined` when there is none or its lease ran out. */
@@ -108,7 +129,7 @@ export class Records {
    * a newer state. Returns whether it did.
    */
   replace(current: VersionedRecord, next: SubscriptionInfo): Promise<boolean> {
-    return this.presence.replace(next.id, current.version, encode(next), this.leaseMs);
+    return this.presence.replace(next.id, current.version, encode(next), indexesOf(next), this.leaseMs);
   }
 
   /** Renews the lease of a live record; `false` for one that is gone or expired. */
@@ -122,29 +143,78 @@ export class Records {
     return record === undefined ? undefined : decode(record);
   }
 
-  /** Removes and returns up to `limit` records whose lease ran out, each to exactly one caller in the cluster. */
-  async takeExpired(limit: number): Promise<SubscriptionInfo[]> {
-    return (await this.presence.takeExpired(limit)).map(decode);
+  /** Removes and returns those of `ids` whose lease ran out, each to exactly one caller in the cluster. */
+  async takeExpired(ids: readonly string[]): Promise<SubscriptionInfo[]> {
+    const taken: SubscriptionInfo[] = [];
+    for (let i = 0; i < ids.length; i += lookupBatch) taken.push(...(await this.presence.takeExpired(ids.slice(i, i + lookupBatch))).map(decode));
+    return taken;
   }
 
-  /** Every live record in the cluster. */
-  async all(): Promise<SubscriptionInfo[]> {
-    return (await this.presence.list()).map(decode);
+  /** The ids listed under `index`, live or not, in batches. */
+  members(index: string): AsyncIterable<string[]> {
+    return this.presence.members(index, lookupBatch);
   }
 
-  /** The live records in any of `channels`. */
+  /**
+   * The live records listed under `index` that `belongs` accepts (a record
+   * may have just moved to other indexes), in batches. Ids found without a
+   * record are unlisted on the way.
+   */
+  async *find(index: string, belongs: (info: SubscriptionInfo) => boolean): AsyncIterable<SubscriptionInfo[]> {
+    for await (const ids of this.presence.members(index, lookupBatch)) {
+      const found = await this.presence.getMany(ids);
+      const missing = ids.filter((id) => !found.has(id));
+      // Left behind by a removal that did not finish (a server died in between): the store checks again before unlisting.
+      if (missing.length > 0) await this.presence.unlist(index, missing);
+      yield [...found.values()].map(decode).filter(belongs);
+    }
+  }
+
+  /** The live records in any of `channels`, each once. */
   async inChannels(channels: readonly string[]): Promise<SubscriptionInfo[]> {
-    return (await this.all()).filter((info) => info.channels.some((c) => channels.includes(c)));
+    const byId = new Map<string, SubscriptionInfo>();
+    for (const channel of new Set(channels)) {
+      for await (const batch of this.find(topics.channel(channel), (info) => info.channels.includes(channel))) {
+        for (const info of batch) byId.set(info.id, info);
+      }
+    }
+    return [...byId.values()];
   }
 
   /** The live records of a user id. */
   async ofUser(userId: string): Promise<SubscriptionInfo[]> {
-    return (await this.all()).filter((info) => info.userId === userId);
+    return collect(this.find(topics.userId(userId), (info) => info.userId === userId));
   }
 
   /** A detached record of `sessionId` with exactly these channels: what a browser's own EventSource reconnect resumes. */
   async detachedOf(sessionId: string, channels: readonly string[]): Promise<SubscriptionInfo | undefined> {
     const wanted = [...channels].sort().join(',');
-    return (await this.all()).find((i) => i.detached && i.sessionId === sessionId && [...i.channels].sort().join(',') === wanted);
+    const matches = (info: SubscriptionInfo) => info.sessionId === sessionId && info.detached === true && [...info.channels].sort().join(',') === wanted;
+    for await (const batch of this.find(topics.session(sessionId), matches)) if (batch.length > 0) return batch[0];
+    return undefined;
   }
+
+  /** Every live record in the cluster: server by server, as each server lists its own. */
+  async all(): Promise<SubscriptionInfo[]> {
+    const byId = new Map<string, SubscriptionInfo>();
+    for await (const servers of this.presence.members(serversIndex, lookupBatch)) {
+      for (const serverId of servers.map(serverIdOf)) {
+        for await (const batch of this.find(topics.server(serverId), (info) => info.serverId === serverId)) {
+          for (const info of batch) byId.set(info.id, info);
+        }
+      }
+    }
+    return [...byId.values()];
+  }
+
+}
+
+/** The record id of a server's registration, and back: apart from subscription ids, which are 20 letters and digits. */
+export const serverRecordId = (serverId: string) => `~${serverId}`;
+const serverIdOf = (recordId: string) => recordId.slice(1);
+
+async function collect<T>(batches: AsyncIterable<T[]>): Promise<T[]> {
+  const all: T[] = [];
+  for await (const batch of batches) all.push(...batch);
+  return all;
 }

@@ -12,6 +12,7 @@ import { Lifecycle } from './lifecycle.js';
 import type { ServerEventsOptions } from './options.js';
 import { Outages } from './outages.js';
 import { Records, type SubscriptionInfo } from './records.js';
+import { ServerRegistry } from './servers.js';
 import type { ServerEventsStats } from './stats.js';
 import { topics } from './topics.js';
 
@@ -44,6 +45,7 @@ export class ServerEvents {
   private readonly channelUpdates: ChannelUpdates;
   private readonly housekeeping: Housekeeping;
   private readonly outages: Outages;
+  private readonly servers: ServerRegistry;
   private started = false;
   private stopping = false;
 
@@ -63,8 +65,9 @@ export class ServerEvents {
     this.delivery = new Delivery(core);
     this.lifecycle = new Lifecycle(core, this.records, this.delivery);
     this.channelUpdates = new ChannelUpdates(core, this.records, this.delivery);
-    this.outages = new Outages(core, this.records, this.delivery);
-    this.housekeeping = new Housekeeping(core, this.records, this.delivery, this.lifecycle, () => this.outages.brokerAvailable);
+    this.servers = new ServerRegistry(core, this.broker.presence, this.records, this.lifecycle);
+    this.outages = new Outages(core, this.records, this.delivery, this.lifecycle, this.servers);
+    this.housekeeping = new Housekeeping(core, this.delivery, this.lifecycle, this.servers, () => this.outages.brokerAvailable);
     this.delivery.onControl(async (sub, control) => {
       if (control.kind === 'pulse') this.delivery.acceptPulse(sub);
       else if (control.kind === 'close') await this.lifecycle.handOver(sub, control.connectionId);
@@ -89,6 +92,8 @@ export class ServerEvents {
     this.broker.onStatus((status) => this.outages.statusChanged(status));
     try {
       await this.broker.connect();
+      // Registered before any stream opens, so that the cluster can sweep up after this server should it die.
+      await this.servers.register();
     } catch (error) {
       this.started = false;
       throw error;
@@ -111,6 +116,8 @@ export class ServerEvents {
         this.core.logger.warn(`server-events: ${failed.length} subscriptions could not be removed on stop (${String((failed[0] as PromiseRejectedResult).reason)}); their records expire within ${this.idleTimeoutMs} ms`);
       }
       await this.lifecycle.settle();
+      // Subscriptions still detached here are left to the cluster: the registration lapses, and another server adopts them.
+      await this.servers.deregister(this.lifecycle.detachedCount > 0).catch(() => {});
     } finally {
       await this.broker.close();
     }

@@ -15,6 +15,8 @@ export const topics = {
   userName: (userName: string) => `uname.${encodeName(userName)}`,
   session: (sessionId: string) => `sess.${encodeName(sessionId)}`,
   subscription: (id: string) => `sub.${encodeName(id)}`,
+  /** A server's own audience: its streams (presence uses it to find a server's subscriptions). */
+  server: (serverId: string) => `srv.${encodeName(serverId)}`,
 };
 
 /** Every topic a subscription listens on: all, itself, its user, user name, session and channels. */

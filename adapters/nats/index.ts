@@ -147,7 +147,6 @@ export class NatsBroker implements Broker {
     const nc = this.nc;
     this.nc = undefined;
     this.subscriptions.clear();
-    this.presence.stop();
     if (nc && !nc.isClosed()) await nc.close();
   }
 
@@ -157,7 +156,6 @@ export class NatsBroker implements Broker {
     this.sequenceBucket = await kvm.create(`${this.prefix}_sequences`, { history: 1 });
     this.listBucket = await kvm.create(`${this.prefix}_lists`, { history: 1 });
     await this.history.open(await jetstreamManager(this.required(this.nc)));
-    await this.presence.follow();
   }
 
   private async watchStatus(nc: NatsConnection): Promise<void> {

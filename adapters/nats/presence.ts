@@ -1,94 +1,125 @@
-import type { KV, KvWatchEntry } from '@nats-io/kv';
-import type { QueuedIterator } from '@nats-io/transport-node';
+import type { KV } from '@nats-io/kv';
 import type { PresenceStore } from '../../src/broker.js';
 import { isLive, leaseOf, type Lease } from '../lease.js';
-import { compareAndSet, conflict, liveEntry, untilWritten } from './kv.js';
+import { compareAndSet, conflict, liveEntry, safeKey, untilWritten } from './kv.js';
+import { Rosters } from './rosters.js';
+
+/** A stored record: its lease and the index keys it is listed under. */
+interface Stored extends Lease {
+  indexes: string[];
+}
 
 /**
- * Presence in a JetStream key/value bucket. A record's value carries its
- * lease deadline; every change is a compare-and-set on the key's revision,
- * so exactly one server wins a removal. Each server follows the bucket with a
- * watch into a local mirror, so listing and sweeping read memory instead of
- * the bucket (the mirror trails the bucket by the time a message takes to
- * arrive). Deadlines use the app servers' clocks, which must agree within a
+ * Presence in a JetStream key/value bucket: a key per record (`r.{id}`)
+ * whose value carries the lease deadline and the record's index keys, and a
+ * roster per index key (see `Rosters`). Every change of a record is a
+ * compare-and-set on its revision, so exactly one server wins a removal.
+ * Nothing is mirrored: a lookup reads the roster it needs and the records
+ * in it. Deadlines use the app servers' clocks, which must agree within a
  * fraction of the idle timeout.
  */
 export class NatsPresence implements PresenceStore {
-  private readonly mirror = new Map<string, { lease: Lease; revision: number }>();
-  private watcher: QueuedIterator<KvWatchEntry> | undefined;
+  private readonly rosters: Rosters;
 
-  constructor(private readonly bucket: () => KV) {}
-
-  /** Starts (again) mirroring the bucket, e.g. after the bucket was opened anew. */
-  async follow(): Promise<void> {
-    this.stop();
-    const watcher = (this.watcher = await this.bucket().watch());
-    void (async () => {
-      for await (const entry of watcher) {
-        if (entry.operation === 'PUT') this.mirror.set(entry.key, { lease: entry.json<Lease>(), revision: entry.revision });
-        else this.mirror.delete(entry.key);
-      }
-    })().catch(() => {});
+  constructor(private readonly bucket: () => KV) {
+    this.rosters = new Rosters(bucket);
   }
 
-  stop(): void {
-    this.watcher?.stop();
-    this.watcher = undefined;
-    this.mirror.clear();
+  async put(id: string, record: string, indexes: readonly string[], ttlMs: number): Promise<void> {
+    const previous = await this.read(id);
+    await this.bucket().put(recordKey(id), JSON.stringify(this.stored(record, indexes, ttlMs)));
+    await this.reindex(id, previous?.value.indexes ?? [], indexes);
   }
 
-  async put(id: string, record: string, ttlMs: number): Promise<void> {
-    await this.bucket().put(id, JSON.stringify(leaseOf(record, ttlMs)));
-  }
-
-  async replace(id: string, expected: string, record: string, ttlMs: number): Promise<boolean> {
+  async replace(id: string, expected: string, record: string, indexes: readonly string[], ttlMs: number): Promise<boolean> {
     const found = await this.read(id);
-    if (!found || !isLive(found.lease) || found.lease.record !== expected) return false;
-    const next = JSON.stringify(leaseOf(record, ttlMs));
-    return (await compareAndSet(() => this.bucket().update(id, next, found.revision))) === true;
+    if (!found || !isLive(found.value) || found.value.record !== expected) return false;
+    const next = JSON.stringify(this.stored(record, indexes, ttlMs));
+    if ((await compareAndSet(() => this.bucket().update(recordKey(id), next, found.revision))) === conflict) return false;
+    await this.reindex(id, found.value.indexes, indexes);
+    return true;
   }
 
   async get(id: string): Promise<string | undefined> {
     const found = await this.read(id);
-    return found && isLive(found.lease) ? found.lease.record : undefined;
+    return found && isLive(found.value) ? found.value.record : undefined;
+  }
+
+  async getMany(ids: readonly string[]): Promise<Map<string, string>> {
+    const now = Date.now();
+    const reads = await Promise.all(ids.map((id) => this.read(id)));
+    const found = new Map<string, string>();
+    ids.forEach((id, i) => {
+      const read = reads[i];
+      if (read && isLive(read.value, now)) found.set(id, read.value.record);
+    });
+    return found;
   }
 
   touch(id: string, ttlMs: number): Promise<boolean> {
     return untilWritten(`renewing ${id}`, async () => {
       const found = await this.read(id);
-      if (!found || !isLive(found.lease)) return false;
-      const renewed = JSON.stringify(leaseOf(found.lease.record, ttlMs));
-      return compareAndSet(() => this.bucket().update(id, renewed, found.revision));
+      if (!found || !isLive(found.value)) return false;
+      const renewed = JSON.stringify({ ...found.value, ...leaseOf(found.value.record, ttlMs) });
+      return compareAndSet(() => this.bucket().update(recordKey(id), renewed, found.revision));
     });
   }
 
-  remove(id: string): Promise<string | undefined> {
-    return untilWritten(`removing ${id}`, async () => {
+  async remove(id: string): Promise<string | undefined> {
+    const removed = await untilWritten(`removing ${id}`, async () => {
       const found = await this.read(id);
       if (!found) return undefined;
-      const removed = await compareAndSet(() => this.bucket().delete(id, { previousSeq: found.revision }));
-      return removed === conflict ? conflict : found.lease.record;
+      const deleted = await compareAndSet(() => this.bucket().delete(recordKey(id), { previousSeq: found.revision }));
+      return deleted === conflict ? conflict : found.value;
     });
+    if (!removed) return undefined;
+    await this.reindex(id, removed.indexes, []);
+    return removed.record;
   }
 
-  async list(): Promise<string[]> {
+  async takeExpired(ids: readonly string[]): Promise<string[]> {
     const now = Date.now();
-    return [...this.mirror.values()].filter((m) => isLive(m.lease, now)).map((m) => m.lease.record);
+    const taken = await Promise.all(
+      ids.map(async (id) => {
+        const found = await this.read(id);
+        if (!found || isLive(found.value, now)) return undefined;
+        // A renewal or removal since the read changes the revision, and then the delete loses, as it should.
+        if ((await compareAndSet(() => this.bucket().delete(recordKey(id), { previousSeq: found.revision }))) === conflict) return undefined;
+        await this.reindex(id, found.value.indexes, []);
+        return found.value.record;
+      }),
+    );
+    return taken.filter((record): record is string => record !== undefined);
   }
 
-  async takeExpired(limit: number): Promise<string[]> {
-    const now = Date.now();
-    const expired = [...this.mirror].filter(([, m]) => !isLive(m.lease, now)).slice(0, limit);
-    const taken: string[] = [];
-    for (const [id, { lease, revision }] of expired) {
-      // A renewal since the mirror saw it changes the revision, and then the delete loses, as it should.
-      if ((await compareAndSet(() => this.bucket().delete(id, { previousSeq: revision }))) === true) taken.push(lease.record);
+  async *members(index: string, batchSize: number): AsyncIterable<string[]> {
+    for await (const ids of this.rosters.members(index)) {
+      for (let i = 0; i < ids.length; i += batchSize) yield ids.slice(i, i + batchSize);
     }
-    return taken;
   }
 
-  private async read(id: string): Promise<{ lease: Lease; revision: number } | undefined> {
-    const entry = await liveEntry(this.bucket(), id);
-    return entry && { lease: entry.json<Lease>(), revision: entry.revision };
+  async unlist(index: string, ids: readonly string[]): Promise<void> {
+    // Checked again just before: a record written since the reader looked keeps its entry.
+    const reads = await Promise.all(ids.map((id) => liveEntry(this.bucket(), recordKey(id))));
+    await Promise.all(ids.filter((_, i) => !reads[i]).map((id) => this.rosters.remove(index, id)));
+  }
+
+  private stored(record: string, indexes: readonly string[], ttlMs: number): Stored {
+    return { ...leaseOf(record, ttlMs), indexes: [...indexes] };
+  }
+
+  /** Moves `id` from the rosters it was in to the ones it is in now. */
+  private async reindex(id: string, before: readonly string[], after: readonly string[]): Promise<void> {
+    await Promise.all([
+      ...after.filter((index) => !before.includes(index)).map((index) => this.rosters.add(index, id)),
+      ...before.filter((index) => !after.includes(index)).map((index) => this.rosters.remove(index, id)),
+    ]);
+  }
+
+  private async read(id: string): Promise<{ value: Stored; revision: number } | undefined> {
+    const entry = await liveEntry(this.bucket(), recordKey(id));
+    return entry && { value: entry.json<Stored>(), revision: entry.revision };
   }
 }
+
+const recordKey = (id: string) => `r.${safeKey(id)}`;

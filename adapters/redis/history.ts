@@ -40,7 +40,8 @@ export class RedisHistory implements EventHistory {
     private readonly prefix: string,
     private readonly retention: Required<HistoryRetention>,
   ) {
-    this.keys = [`${prefix}history:seq`, `${prefix}history`];
+    // One hash tag for both: the publish script touches them together, so on a Redis Cluster they share a slot.
+    this.keys = [`${prefix}{history}:seq`, `${prefix}{history}:events`];
     redis.defineCommand('history_publish', { numberOfKeys: 2, lua: publishWithHistory });
     redis.defineCommand('history_head', { numberOfKeys: 1, lua: historyHead });
   }

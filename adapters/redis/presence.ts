@@ -5,93 +5,168 @@ import type { PresenceStore } from '../../src/broker.js';
 const now = `local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 `;
-/** Lua that sets `deadline` to the lease deadline of record ARGV[1], or false. */
-const deadline = `local deadline = redis.call('ZSCORE', KEYS[2], ARGV[1])
+/** Lua that sets `live` when the record in KEYS[1] exists and its lease runs. */
+const live = `${now}local deadline = redis.call('HGET', KEYS[1], 'd')
+local live = deadline and tonumber(deadline) > now
 `;
 
 /**
- * Presence in two keys: a hash of records and a sorted set of lease
- * deadlines. Each script reads Redis's own clock, so leases do not depend on
- * the app servers' clocks, and runs atomically, so exactly one caller can
- * remove a given record.
+ * One hash per record (`r` the record, `d` its lease deadline on Redis's
+ * clock, `i` the index keys it is listed under), so every script touches one
+ * key, and so one hash slot: the records spread over a Redis Cluster by
+ * subscription. Index entries are sets of ids, one per index key (so they
+ * spread by channel, user and session), changed after the record script, in
+ * one pipeline. A record also gets a key expiry an hour past its lease, so
+ * one that nobody removes does not stay for ever.
  */
 const scripts = {
-  put: `${now}redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[1])
+  put: `${now}local previous = redis.call('HGET', KEYS[1], 'i')
+redis.call('HSET', KEYS[1], 'r', ARGV[1], 'i', ARGV[2], 'd', now + tonumber(ARGV[3]))
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) + tonumber(ARGV[4]))
+return previous or '[]'`,
+  replace: `${live}if not live or redis.call('HGET', KEYS[1], 'r') ~= ARGV[1] then return false end
+local previous = redis.call('HGET', KEYS[1], 'i')
+redis.call('HSET', KEYS[1], 'r', ARGV[2], 'i', ARGV[3], 'd', now + tonumber(ARGV[4]))
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]) + tonumber(ARGV[5]))
+return previous or '[]'`,
+  get: `${live}if not live then return false end
+return redis.call('HGET', KEYS[1], 'r')`,
+  touch: `${live}if not live then return 0 end
+redis.call('HSET', KEYS[1], 'd', now + tonumber(ARGV[1]))
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]) + tonumber(ARGV[2]))
 return 1`,
-  replace: `${now}${deadline}if not deadline or tonumber(deadline) <= now then return 0 end
-if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[1])
-return 1`,
-  get: `${now}${deadline}if not deadline or tonumber(deadline) <= now then return false end
-return redis.call('HGET', KEYS[1], ARGV[1])`,
-  touch: `${now}${deadline}if not deadline or tonumber(deadline) <= now then return 0 end
-redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[1])
-return 1`,
-  remove: `local record = redis.call('HGET', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-return record`,
-  list: `${now}local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. now, '+inf')
-if #ids == 0 then return {} end
-return redis.call('HMGET', KEYS[1], unpack(ids))`,
-  takeExpired: `${now}local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
-local taken = {}
-for _, id in ipairs(ids) do
-  local record = redis.call('HGET', KEYS[1], id)
-  redis.call('HDEL', KEYS[1], id)
-  redis.call('ZREM', KEYS[2], id)
-  if record then taken[#taken + 1] = record end
-end
-return taken`,
+  remove: `local found = redis.call('HMGET', KEYS[1], 'r', 'i')
+if not found[1] then return false end
+redis.call('DEL', KEYS[1])
+return found`,
+  takeExpired: `${live}if live or not deadline then return false end
+local found = redis.call('HMGET', KEYS[1], 'r', 'i')
+redis.call('DEL', KEYS[1])
+return found`,
 };
 
 type ScriptName = keyof typeof scripts;
+type Call = (...args: unknown[]) => Promise<unknown>;
+
+/** How much longer than its lease a record's key may outlive it, for a removal to still find it. */
+const backstopMs = 3_600_000;
 
 /** The presence store on one connection; its scripts are defined on that connection. */
 export class RedisPresence implements PresenceStore {
-  private readonly keys: [string, string];
-
   constructor(
     private readonly redis: Redis,
-    prefix: string,
+    private readonly prefix: string,
   ) {
-    this.keys = [`${prefix}presence:records`, `${prefix}presence:leases`];
     // Prefixed: a script named `get` would replace ioredis's own GET on this connection.
-    for (const [name, lua] of Object.entries(scripts)) redis.defineCommand(`presence_${name}`, { numberOfKeys: 2, lua });
+    for (const [name, lua] of Object.entries(scripts)) redis.defineCommand(`presence_${name}`, { numberOfKeys: 1, lua });
   }
 
-  async put(id: string, record: string, ttlMs: number): Promise<void> {
-    await this.run('put', id, record, ttlMs);
+  async put(id: string, record: string, indexes: readonly string[], ttlMs: number): Promise<void> {
+    const previous = (await this.run('put', id, record, JSON.stringify(indexes), ttlMs, backstopMs)) as string;
+    await this.reindex(id, JSON.parse(previous) as string[], indexes);
   }
 
-  async replace(id: string, expected: string, record: string, ttlMs: number): Promise<boolean> {
-    return (await this.run('replace', id, expected, record, ttlMs)) === 1;
+  async replace(id: string, expected: string, record: string, indexes: readonly string[], ttlMs: number): Promise<boolean> {
+    const previous = (await this.run('replace', id, expected, record, JSON.stringify(indexes), ttlMs, backstopMs)) as string | null;
+    if (previous === null) return false;
+    await this.reindex(id, JSON.parse(previous) as string[], indexes);
+    return true;
   }
 
   async get(id: string): Promise<string | undefined> {
     return ((await this.run('get', id)) as string | null) ?? undefined;
   }
 
+  async getMany(ids: readonly string[]): Promise<Map<string, string>> {
+    const replies = await this.pipelined('get', ids.map((id) => [id]));
+    const found = new Map<string, string>();
+    ids.forEach((id, i) => {
+      const record = replies[i] as string | null;
+      if (record !== null) found.set(id, record);
+    });
+    return found;
+  }
+
   async touch(id: string, ttlMs: number): Promise<boolean> {
-    return (await this.run('touch', id, ttlMs)) === 1;
+    return (await this.run('touch', id, ttlMs, backstopMs)) === 1;
   }
 
   async remove(id: string): Promise<string | undefined> {
-    return ((await this.run('remove', id)) as string | null) ?? undefined;
+    const found = (await this.run('remove', id)) as [string, string | null] | null;
+    if (!found) return undefined;
+    await this.reindex(id, JSON.parse(found[1] ?? '[]') as string[], []);
+    return found[0];
   }
 
-  async list(): Promise<string[]> {
-    return ((await this.run('list')) as Array<string | null>).filter((r): r is string => r !== null);
+  async takeExpired(ids: readonly string[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const replies = (await this.pipelined('takeExpired', ids.map((id) => [id]))) as Array<[string, string | null] | null>;
+    const taken: string[] = [];
+    const unindexing = this.redis.pipeline();
+    ids.forEach((id, i) => {
+      const found = replies[i];
+      if (!found) return;
+      taken.push(found[0]);
+      for (const index of JSON.parse(found[1] ?? '[]') as string[]) unindexing.srem(this.indexKey(index), id);
+    });
+    if (unindexing.length > 0) await exec(unindexing);
+    return taken;
   }
 
-  async takeExpired(limit: number): Promise<string[]> {
-    return (await this.run('takeExpired', limit)) as string[];
+  async *members(index: string, batchSize: number): AsyncIterable<string[]> {
+    let cursor = '0';
+    do {
+      const [next, ids] = await this.redis.sscan(this.indexKey(index), cursor, 'COUNT', batchSize);
+      cursor = next;
+      // COUNT is a hint (a small set comes back whole): the batches are cut to size here.
+      const unique = [...new Set(ids)];
+      for (let i = 0; i < unique.length; i += batchSize) yield unique.slice(i, i + batchSize);
+    } while (cursor !== '0');
   }
 
-  private run(name: ScriptName, ...args: Array<string | number>): Promise<unknown> {
-    const script = (this.redis as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[`presence_${name}`]!;
-    return script.call(this.redis, ...this.keys, ...args);
+  async unlist(index: string, ids: readonly string[]): Promise<void> {
+    if (ids.length === 0) return;
+    // Checked again just before: a record written since the reader looked keeps its entry.
+    const checks = this.redis.pipeline();
+    for (const id of ids) checks.exists(this.recordKey(id));
+    const exists = await exec(checks);
+    const gone = ids.filter((_, i) => exists[i] === 0);
+    if (gone.length > 0) await this.redis.srem(this.indexKey(index), ...gone);
   }
+
+  /** Moves `id` from the index keys it had to the ones it has now. */
+  private async reindex(id: string, before: readonly string[], after: readonly string[]): Promise<void> {
+    const changes = this.redis.pipeline();
+    for (const index of after) if (!before.includes(index)) changes.sadd(this.indexKey(index), id);
+    for (const index of before) if (!after.includes(index)) changes.srem(this.indexKey(index), id);
+    if (changes.length > 0) await exec(changes);
+  }
+
+  /** `{…}` is the hash tag: a Redis Cluster places a record by its id, an index by its key. */
+  private recordKey(id: string): string {
+    return `${this.prefix}sub:{${id}}`;
+  }
+
+  private indexKey(index: string): string {
+    return `${this.prefix}ix:{${index}}`;
+  }
+
+  private run(name: ScriptName, id: string, ...args: Array<string | number>): Promise<unknown> {
+    const script = (this.redis as unknown as Record<string, Call>)[`presence_${name}`]!;
+    return script.call(this.redis, this.recordKey(id), ...args);
+  }
+
+  /** The same script on many records in one round trip. */
+  private async pipelined(name: ScriptName, calls: Array<Array<string | number>>): Promise<unknown[]> {
+    const pipeline = this.redis.pipeline() as unknown as Record<string, Call> & { exec(): Promise<Array<[Error | null, unknown]> | null> };
+    for (const [id, ...args] of calls) pipeline[`presence_${name}`]!.call(pipeline, this.recordKey(String(id)), ...args);
+    return exec(pipeline);
+  }
+}
+
+/** Runs a pipeline and returns its replies, throwing the first error. */
+async function exec(pipeline: { exec(): Promise<Array<[Error | null, unknown]> | null> }): Promise<unknown[]> {
+  const results = (await pipeline.exec()) ?? [];
+  for (const [error] of results) if (error) throw error;
+  return results.map(([, value]) => value);
 }

@@ -7,6 +7,7 @@ import type { Machine } from '../machine.js';
 import type { BenchOptions } from '../options.js';
 import type { CapacityRun } from '../scenarios/capacity.js';
 import type { LatencyRun } from '../scenarios/latency.js';
+import type { ScaleRun, Stat } from '../scenarios/scale.js';
 import { saturationSummary } from '../scenarios/saturation.js';
 import { faultsOf } from '../scenarios/window.js';
 import { systems, type SystemId } from '../systems.js';
@@ -21,6 +22,7 @@ export interface BenchResults {
   fanout: Partial<Record<SystemId, Outcome<LatencyRun>>>;
   hop: Partial<Record<SystemId, Outcome<LatencyRun>>>;
   capacity: Partial<Record<SystemId, Outcome<CapacityRun>>>;
+  scale: Partial<Record<SystemId, Outcome<ScaleRun>>>;
 }
 
 type Row = string[];
@@ -119,6 +121,24 @@ function capacityTable(runs: BenchResults['capacity']): string {
   return table(header, rows);
 }
 
+/** One table per broker: each probe's p50 at each step, with its ratio to the first step. */
+function scaleTable(run: ScaleRun): string {
+  const first = run.steps[0];
+  const cell = (stat: Stat, base: Stat | undefined) => `${ms(stat.p50)} (${ratio(stat.p50, base?.p50)})`;
+  const header = ['subscriptions', 'list a 10-member channel, ms', 'user lookup, ms', 'resume, ms', 'heartbeat, ms', 'fan-out of one join, ms', 'connects/s while growing', 'failed'];
+  const rows = run.steps.map((step) => [
+    count(step.subscriptions),
+    cell(step.list, first?.list),
+    cell(step.user, first?.user),
+    cell(step.resume, first?.resume),
+    cell(step.heartbeat, first?.heartbeat),
+    cell(step.join, first?.join),
+    count(Math.round(step.connectsPerSecond)),
+    step.failures.length === 0 ? '0' : `${step.failures.length}: ${step.failures[0]}`,
+  ]);
+  return table(header, rows);
+}
+
 export function markdownReport(results: BenchResults): string {
   const o = results.options;
   const m = results.machine;
@@ -145,6 +165,10 @@ export function markdownReport(results: BenchResults): string {
   if (Object.keys(results.capacity).length) {
     parts.push(`## Connection capacity: ${count(o.connections)} idle connections to one server`, capacityTable(results.capacity));
   }
+  for (const [id, outcome] of Object.entries(results.scale ?? {})) {
+    const heading = `## Scale: ${systems[id as SystemId].label}, 3 servers, p50 at each step (× the first step)`;
+    parts.push(heading, outcome.ok ? scaleTable(outcome.value) : `failed: ${outcome.error}`);
+  }
   return `${parts.join('\n\n')}\n`;
 }
 
@@ -165,6 +189,11 @@ export function failures(results: BenchResults): string[] {
   latency('broker hop', results.hop);
   for (const [id, outcome] of Object.entries(results.capacity)) {
     if (!outcome.ok) problems.push(`capacity ${systems[id as SystemId].label} failed: ${outcome.error}`);
+  }
+  for (const [id, outcome] of Object.entries(results.scale ?? {})) {
+    const label = `scale ${systems[id as SystemId].label}`;
+    if (!outcome.ok) problems.push(`${label} failed: ${outcome.error}`);
+    else for (const step of outcome.value.steps) for (const failure of step.failures) problems.push(`${label} at ${count(step.subscriptions)}: ${failure}`);
   }
   return problems;
 }

@@ -20,13 +20,15 @@ export interface Tick {
 export type Command =
   | { type: 'publish'; from: number; count: number; rate: number; padBytes: number }
   | { type: 'memory' }
-  | { type: 'stats' };
+  | { type: 'stats' }
+  | { type: 'lookup'; userId: string; repeat: number };
 
 export type Reply =
   | { type: 'ready'; port: number }
   | { type: 'published'; failed: number; firstError?: string; elapsedMs: number }
   | { type: 'memory'; rss: number; heapUsed: number }
-  | { type: 'stats'; localSubscriptions: number; brokerTopics: number };
+  | { type: 'stats'; localSubscriptions: number; brokerTopics: number }
+  | { type: 'lookup'; latenciesMs: number[]; found: number[]; error?: string };
 
 export const now = (): number => performance.timeOrigin + performance.now();
 
@@ -72,11 +74,32 @@ function memory(): Reply {
 /** What a server-events server can say about itself (the others cannot answer `stats`). */
 export type StatsSource = () => { localSubscriptions: number; brokerTopics: number };
 
+/** A server-events server's user lookup (`getSubscriptionInfosByUserId`): how many it found. */
+export type UserLookup = (userId: string) => Promise<number>;
+
+/** Runs the lookup `repeat` times, one after another, timing each. */
+async function timeLookups(lookup: UserLookup | undefined, command: Extract<Command, { type: 'lookup' }>): Promise<Reply> {
+  const latenciesMs: number[] = [];
+  const found: number[] = [];
+  if (!lookup) return { type: 'lookup', latenciesMs, found, error: 'this server cannot look users up' };
+  try {
+    for (let i = 0; i < command.repeat; i++) {
+      const started = performance.now();
+      found.push(await lookup(command.userId));
+      latenciesMs.push(performance.now() - started);
+    }
+  } catch (error) {
+    return { type: 'lookup', latenciesMs, found, error: String(error) };
+  }
+  return { type: 'lookup', latenciesMs, found };
+}
+
 /** Answers the runner's commands for a server whose publish call is `publish`. */
-export function serveCommands(port: number, publish: (tick: Tick) => unknown, stats?: StatsSource): void {
+export function serveCommands(port: number, publish: (tick: Tick) => unknown, stats?: StatsSource, lookup?: UserLookup): void {
   const send = (reply: Reply) => process.send?.(reply);
   process.on('message', (command: Command) => {
     if (command.type === 'memory') send(memory());
+    else if (command.type === 'lookup') void timeLookups(lookup, command).then(send);
     else if (command.type === 'stats') {
       const { localSubscriptions, brokerTopics } = stats?.() ?? { localSubscriptions: -1, brokerTopics: -1 };
       send({ type: 'stats', localSubscriptions, brokerTopics });

@@ -1,10 +1,11 @@
 /**
  * server-events as a benchmark server: the Koa middleware on the broker that
  * BROKER, REDIS_URL or NATS_URL name, exactly as an application mounts it.
- * Presence notifications are off because no other system here sends them,
- * the idle timeout is long because the load generator sends no heartbeats,
- * and the stream limits are lifted because every subscriber comes from one
- * address (the others have no such limits).
+ * Presence notifications are off because no other system here sends them
+ * (PRESENCE=1 turns them on, for the scale scenario), the idle timeout is
+ * long because the load generator sends no heartbeats, and the stream limits
+ * are lifted because every subscriber comes from one address (the others
+ * have no such limits).
  */
 import Koa from 'koa';
 import { brokerFromEnv, ignoreClientDisconnects, ServerEvents, serverEventsMiddleware } from '../../src/index.js';
@@ -12,7 +13,7 @@ import { portOf, serveCommands } from './control.js';
 
 const events = new ServerEvents({
   broker: await brokerFromEnv(),
-  notifyChannelOfSubscriptions: false,
+  notifyChannelOfSubscriptions: process.env.PRESENCE === '1',
   idleTimeoutMs: 60 * 60_000,
 });
 await events.start();
@@ -20,5 +21,10 @@ const app = new Koa();
 ignoreClientDisconnects(app);
 app.use(serverEventsMiddleware(events, { maxStreams: Infinity, maxStreamsPerAddress: Infinity }));
 const server = app.listen(0, '127.0.0.1', () => {
-  serveCommands(portOf(server), (tick) => events.notifyChannel('bench', 'cmd.tick', tick));
+  serveCommands(
+    portOf(server),
+    (tick) => events.notifyChannel('bench', 'cmd.tick', tick),
+    () => events.stats(),
+    async (userId) => (await events.getSubscriptionInfosByUserId(userId)).length,
+  );
 });

@@ -42,6 +42,7 @@ small('a small run measures every system in every scenario, loses nothing, and w
     '--saturation-steps=1',
     '--saturation-step=0.3',
     '--connections=30',
+    '--scale-steps=30,60',
     '--threads=1',
     `--out=${out}`,
   ]);
@@ -67,6 +68,16 @@ small('a small run measures every system in every scenario, loses nothing, and w
     if (!outcome.ok) return t.fail(`capacity ${system}: ${outcome.error}`);
     t.is(outcome.value.connections, 30);
   }
+  t.deepEqual(Object.keys(results.scale).sort(), ['nats', 'redis']);
+  for (const [system, outcome] of Object.entries(results.scale)) {
+    if (!outcome.ok) return t.fail(`scale ${system}: ${outcome.error}`);
+    t.deepEqual(outcome.value.steps.map((step) => step.subscriptions), [30, 60], system);
+    for (const step of outcome.value.steps) {
+      t.deepEqual(step.failures, [], `scale ${system}`);
+      for (const probe of ['list', 'user', 'resume', 'heartbeat', 'join'] as const) t.true(step[probe].p50 > 0, `${system} ${probe}`);
+    }
+  }
+  t.regex(run.stdout, /## Scale: server-events \(nats\), 3 servers/);
   t.regex(run.stdout, /## Fan-out across 3 servers/);
   t.regex(run.stdout, /\| socket\.io \(redis-adapter\) \|/);
   t.regex(readFileSync(join(out, files.find((file) => file.endsWith('.svg'))!), 'utf8'), /^<svg [^]*server-events \(redis\), 3 servers[^]*<\/svg>\n$/);

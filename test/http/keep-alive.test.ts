@@ -149,7 +149,7 @@ test('the wait before a first comment follows the heartbeat interval the client 
 test('keep-alives start with the stream, not after a slow onSubscribe hook', async (t) => {
   const cluster = await memoryClusters.create();
   const server = await startServer(cluster, {
-    events: { heartbeatIntervalMs: 50, onSubscribe: () => delay(800) },
+    events: { heartbeatIntervalMs: 50, onSubscribe: async () => void (await delay(800)) },
     http: { keepAliveIntervalMs: 100 },
   });
   t.teardown(() => server.close());
