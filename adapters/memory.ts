@@ -251,6 +251,8 @@ export class MemoryBroker implements Broker {
   /** An in-process hub is never unreachable. */
   onStatus(): void {}
 
+  async ping(): Promise<void> {}
+
   async nextSequence(name: string): Promise<number> {
     const next = (this.hub.sequences.get(name) ?? 0) + 1;
     this.hub.sequences.set(name, next);

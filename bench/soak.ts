@@ -214,9 +214,18 @@ async function main(): Promise<void> {
       } while (cursor !== '0');
       return found;
     };
-    const recordsLeft =
-      (await keys(`${prefix}:sub:*`)).filter((key) => !key.includes('{~')).length +
-      (await keys(`${prefix}:ix:*`)).filter((key) => !key.endsWith('{servers}')).length;
+    const leftKeys = [
+      ...(await keys(`${prefix}:sub:*`)).filter((key) => !key.includes('{~')),
+      ...(await keys(`${prefix}:ix:*`)).filter((key) => !key.endsWith('{servers}')),
+    ];
+    const recordsLeft = leftKeys.length;
+    const describe = async (key: string) => {
+      if (!key.includes(':sub:')) return `${key}: ${JSON.stringify(await probe.smembers(key)).slice(0, 200)}`;
+      const { r, d, i } = await probe.hgetall(key);
+      const info = JSON.parse(r ?? '{}') as { detached?: boolean; serverId?: string; channels?: string[] };
+      return `${key}: ${info.detached ? 'detached' : 'not detached'}, server ${info.serverId}, channels ${info.channels}, lease ended ${Math.round((Date.now() - Number(d)) / 1000)} s ago, indexes ${i}`;
+    };
+    const sample = await Promise.all(leftKeys.slice(0, 5).map(describe));
     probe.disconnect();
     progressDone();
 
@@ -239,7 +248,7 @@ async function main(): Promise<void> {
     });
     console.log(`\nserver 1, every tenth: ${samples.map((tenth) => mib(tenth[0]!)).join(', ')}`);
     console.log(`\nsteady clients: ${delivered.toLocaleString('en-US')} / ${expected.toLocaleString('en-US')} delivered, ${duplicates} duplicates; ${published.failed} publishes failed`);
-    console.log(`presence records and index keys left in Redis: ${recordsLeft}`);
+    console.log(`presence records and index keys left in Redis: ${recordsLeft}${sample.length ? `, e.g.\n  ${sample.join('\n  ')}` : ''}`);
     console.log(`held by the servers after all left: ${held.map((h, i) => `server ${i + 1}: ${h.localSubscriptions} subscriptions, ${h.brokerTopics} broker topics`).join('; ')}`);
 
     const problems = [

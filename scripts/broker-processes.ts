@@ -17,6 +17,8 @@ export interface BrokerProcess {
   readonly pid: number | undefined;
   /** Kills the process (SIGKILL by default) and waits for it to exit. */
   kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Sends a signal that does not end it: SIGSTOP freezes it (its connections stay open), SIGCONT thaws it. */
+  signal(signal: 'SIGSTOP' | 'SIGCONT'): void;
   /** Starts it again on the same port; NATS keeps its storage unless `wipe` is set. */
   restart(options?: { wipe?: boolean }): Promise<void>;
   /** Kills it and removes its files. */
@@ -91,6 +93,7 @@ async function ownProcess(
       return child?.pid;
     },
     kill,
+    signal: (signal) => void child?.kill(signal),
     restart: async (options = {}) => {
       if (options.wipe) wipe();
       await start();

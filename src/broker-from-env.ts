@@ -69,3 +69,11 @@ export function historyFromEnv(env: NodeJS.ProcessEnv = process.env): HistoryRet
   };
   return { maxLength: read('HISTORY_MAX_LENGTH'), maxAgeMs: read('HISTORY_MAX_AGE_MS') };
 }
+
+/** `BROKER_TIMEOUT_MS`: the bound on every broker operation (see `brokerTimeoutMs`); unset means the default. */
+export function brokerTimeoutFromEnv(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const text = env.BROKER_TIMEOUT_MS?.trim();
+  if (!text) return undefined;
+  if (!/^\d+$/.test(text) || Number(text) < 10) throw new ConfigError(`BROKER_TIMEOUT_MS must be a whole number of milliseconds, at least 10, not '${text}'`);
+  return Number(text);
+}

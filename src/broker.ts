@@ -79,6 +79,23 @@ export interface Broker {
   onStatus(handler: (status: BrokerStatus) => void): void;
 
   /**
+   * Resolves once the backend has answered a round trip on every connection
+   * this broker holds, so that a stalled or cut-off backend (one that keeps
+   * its TCP connections open but answers nothing) can be told from an idle
+   * one. Optional: the core pings with a cheap presence read otherwise.
+   */
+  ping?(): Promise<void>;
+
+  /**
+   * True for an error that says the backend could not be reached or did not
+   * answer (a client library's own timeout, a closed connection), as opposed
+   * to a fault of the call itself. The core answers those with 503 and takes
+   * the broker for away until a ping goes through. Optional: without it only
+   * the core's own bound counts.
+   */
+  isUnavailable?(error: unknown): boolean;
+
+  /**
    * Returns the next value of a cluster-wide counter named `name`, starting
    * at 1. Atomic across the cluster: no two calls get the same value.
    */

@@ -48,13 +48,8 @@ export class ChannelUpdates {
 
     sub.setChannels(after);
     await this.delivery.changeChannels(sub, after.filter((c) => !before.includes(c)), before.filter((c) => !after.includes(c)));
-    // An unregister may have run meanwhile: writing the record then would bring it back.
-    if (!this.delivery.isHeld(sub)) return;
-    await this.records.write(sub.info);
-    if (!this.delivery.isHeld(sub)) {
-      await this.records.remove(sub.id);
-      return;
-    }
+    // An unregister may have run meanwhile: the record is then gone, and must not come back.
+    if (!this.delivery.isHeld(sub) || !(await this.records.update(sub.info))) return;
     await this.core.runHook(this.core.options.onUpdate, sub);
     if (this.core.settings.notifyChannelOfSubscriptions) {
       await this.delivery.notifyChannels([...new Set([...before, ...after])], 'cmd.onUpdate', sub.metaJson);

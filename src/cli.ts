@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import Koa from 'koa';
-import { brokerFromEnv, ConfigError } from './broker-from-env.js';
+import { brokerFromEnv, brokerTimeoutFromEnv, ConfigError } from './broker-from-env.js';
 import { parseOrigins } from './http/cors.js';
 import { ignoreClientDisconnects } from './http/disconnects.js';
 import { serverEventsMiddleware } from './http/middleware.js';
@@ -13,7 +13,8 @@ import { ServerEvents } from './server-events.js';
 const usage = `Usage: server-events [--port 1337] [--prefix /path] [--metrics] [--cors origin,...]
 
 Runs a standalone Server Events server (ServiceStack's HTTP routes).
-The broker comes from the environment: BROKER=memory|redis|nats, REDIS_URL, NATS_URL.
+The broker comes from the environment: BROKER=memory|redis|nats, REDIS_URL, NATS_URL;
+BROKER_TIMEOUT_MS bounds every broker operation (default 3000; past it, 503).
 --cors (or CORS_ORIGINS) lets pages on those origins use the routes, with credentials,
 e.g. --cors https://app.example.com,http://localhost:8080.
 LOG_LEVEL (default info; debug logs every subscription's lifecycle).
@@ -49,7 +50,7 @@ async function main(argv: string[]): Promise<void> {
   }
 
   const logger = createLogger();
-  const events = new ServerEvents({ broker: await brokerFromEnv(), logger });
+  const events = new ServerEvents({ broker: await brokerFromEnv(), brokerTimeoutMs: brokerTimeoutFromEnv(), logger });
   await events.start();
   const app = new Koa();
   ignoreClientDisconnects(app);

@@ -2,8 +2,9 @@
 // The Redis and NATS adapters have entries of their own (`server-events/adapters/redis`,
 // `server-events/adapters/nats`), so that importing this loads no broker client library.
 export type { Broker, BrokerStatus, CappedLists, EventHistory, HistoryEntry, HistoryRead, HistoryRetention, PresenceStore } from './broker.js';
-export { brokerFromEnv, brokerKinds, createBroker, historyFromEnv, type BrokerKind, type BrokerSettings } from './broker-from-env.js';
+export { brokerFromEnv, brokerKinds, brokerTimeoutFromEnv, createBroker, historyFromEnv, type BrokerKind, type BrokerSettings } from './broker-from-env.js';
 export { ConfigError } from './config-error.js';
+export { BrokerUnavailableError } from './guarded-broker.js';
 export { MemoryBroker, MemoryHub } from '../adapters/memory.js';
 export { ServerEvents } from './server-events.js';
 export type { ServerEventsStats } from './stats.js';

@@ -26,6 +26,7 @@ import { topics, topicsOf } from './topics.js';
  * | `leave` | live or detached → left (unregister, idle expiry, stop) | `cmd.onLeave` |
  * | `retire` | a record already removed (its lease ran out) → left | `cmd.onLeave` |
  * | `forgetAll` | every stream here → left (`reset`) | nothing |
+ * | `endRetired` | a stream here whose record another server retired (it took this one for dead) → left | nothing: that server did |
  *
  * A `cmd.onLeave` is announced by whoever removed the record from the
  * presence store, which exactly one server does.
@@ -276,14 +277,32 @@ export class Lifecycle {
 
   private async markDetached(sub: EventSubscription): Promise<void> {
     await this.endStream(sub, false);
-    const current = await this.records.readVersioned(sub.id);
-    // Gone, or resumed elsewhere meanwhile: the record is no longer this stream's.
-    if (!current || current.info.connectionId !== sub.info.connectionId) return;
-    const detached = { ...current.info, detached: true };
-    // Conditional, so an unregister or a resume landing meanwhile wins.
-    if (await this.records.replace(current, detached)) {
-      this.detached.set(sub.id, { info: detached, expiresAt: Date.now() + this.core.settings.idleTimeoutMs });
+    const watch = (info: SubscriptionInfo) => this.detached.set(sub.id, { info, expiresAt: Date.now() + this.core.settings.idleTimeoutMs });
+    // A channel update may change the record between the read and the write: read again and retry.
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const current = await this.records.readVersioned(sub.id);
+      // Its lease ran out before its client left (a client that never heartbeats): it expires now.
+      if (!current) return this.expireLapsed(sub);
+      // Resumed elsewhere meanwhile: the record is no longer this stream's.
+      if (current.info.connectionId !== sub.info.connectionId) return;
+      const detached = { ...current.info, detached: true };
+      // Conditional, so an unregister or a resume landing meanwhile wins.
+      if (await this.records.replace(current, detached)) {
+        watch(detached);
+        return;
+      }
     }
+    // Still this stream's, but not marked: this server sweeps it all the same, so that it cannot linger.
+    watch({ ...sub.info, detached: true });
+  }
+
+  /** Retires the record of a stream that just went away if its lease had already run out (one leave, as any expiry). */
+  private async expireLapsed(sub: EventSubscription): Promise<void> {
+    const [lapsed] = await this.records.takeExpired([sub.id]);
+    if (!lapsed) return;
+    this.core.counters.expiredSubscriptions++;
+    this.core.logStep('expired', lapsed);
+    await this.retire(lapsed);
   }
 
   /**
@@ -304,10 +323,11 @@ export class Lifecycle {
     for (const id of due.filter((i) => this.detached.has(i))) {
       const current = await this.records.read(id);
       const entry = this.detached.get(id)!;
-      if (current?.detached && current.serverId === this.core.serverId && current.connectionId === entry.info.connectionId) {
-        // Still ours and still detached: its lease was renewed; look again when it may have run out.
+      if (current && current.serverId === this.core.serverId && current.connectionId === entry.info.connectionId) {
+        // Still the record of the stream that went away here (its lease was renewed, by a channel update say): look again later.
         entry.expiresAt = now + this.core.settings.idleTimeoutMs;
       } else {
+        // Resumed elsewhere, or removed.
         this.detached.delete(id);
       }
     }
@@ -321,6 +341,11 @@ export class Lifecycle {
   /** How many subscriptions detached here still wait for their client or their lease. */
   get detachedCount(): number {
     return this.detached.size;
+  }
+
+  /** True while this server holds the subscription: its stream is here, or it was detached here. */
+  holds(id: string): boolean {
+    return this.delivery.get(id) !== undefined || this.detached.has(id);
   }
 
   // ---- live here → live on another stream ---------------------------------------
@@ -358,6 +383,15 @@ export class Lifecycle {
     if (sub) await this.endStream(sub, true);
     else await this.delivery.publish(topics.subscription(info.id), { kind: 'close', connectionId: info.connectionId });
     if (this.core.settings.notifyChannelOfSubscriptions) await this.delivery.notifyChannels(info.channels, 'cmd.onLeave', JSON.stringify(info.meta));
+  }
+
+  /**
+   * Ends a stream whose record another server removed and announced (it
+   * took this server for dead): no leave from here, the client reconnects.
+   */
+  async endRetired(sub: EventSubscription): Promise<void> {
+    this.core.logStep('retired elsewhere', sub.info);
+    await this.endStream(sub, true);
   }
 
   /** Forgets every subscription on this server without announcing it: streams end, records go, no `cmd.onLeave`. */

@@ -26,8 +26,15 @@ export interface ServerEventsOptions {
   idleTimeoutMs?: number;
   /** How often clients are told to send heartbeats (`heartbeatIntervalMs` in `cmd.onConnect`). Default 10,000 ms. */
   heartbeatIntervalMs?: number;
-  /** How often the housekeeping timer removes idle and orphaned subscriptions. Default 5,000 ms. */
+  /** How often the housekeeping timer removes idle and orphaned subscriptions (and renews leases). Default 5,000 ms. */
   houseKeepingIntervalMs?: number;
+  /**
+   * The longest any broker operation may take. Past it the request answers
+   * 503 with Retry-After and the broker counts as away (as after a lost
+   * connection) until a ping, sent every half of this, goes through again.
+   * Default 3,000 ms.
+   */
+  brokerTimeoutMs?: number;
   /** Send `cmd.onJoin`, `cmd.onLeave` and `cmd.onUpdate` to channel members. Default `true`. */
   notifyChannelOfSubscriptions?: boolean;
   /**
@@ -60,6 +67,7 @@ export const defaults = {
   idleTimeoutMs: 30_000,
   heartbeatIntervalMs: 10_000,
   houseKeepingIntervalMs: 5_000,
+  brokerTimeoutMs: 3_000,
   notifyChannelOfSubscriptions: true,
   maxMessageBytes: 512 * 1024,
   maxChannelsPerSubscription: 64,

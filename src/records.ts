@@ -132,9 +132,23 @@ export class Records {
     return this.presence.replace(next.id, current.version, encode(next), indexesOf(next), this.leaseMs);
   }
 
-  /** Renews the lease of a live record; `false` for one that is gone or expired. */
-  renew(id: string): Promise<boolean> {
-    return this.presence.touch(id, this.leaseMs);
+  /**
+   * Writes a live subscription's changed record, but only over the record
+   * that is there: one removed meanwhile (an unregister racing a channel
+   * update) is not brought back. Returns whether it wrote.
+   */
+  async update(info: SubscriptionInfo): Promise<boolean> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const current = await this.readVersioned(info.id);
+      if (!current) return false;
+      if (await this.replace(current, info)) return true;
+    }
+    return false;
+  }
+
+  /** Renews the lease of a live record, to `ttlMs` from now (default: a whole lease); `false` for one that is gone or expired. */
+  renew(id: string, ttlMs = this.leaseMs): Promise<boolean> {
+    return this.presence.touch(id, ttlMs);
   }
 
   /** Removes the record and returns it; of several servers racing, exactly one gets it (and announces the leave). */

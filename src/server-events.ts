@@ -6,10 +6,12 @@ import type { Broker } from './broker.js';
 import { ChannelUpdates } from './channel-updates.js';
 import { createCore, type Core } from './core.js';
 import { Delivery } from './delivery.js';
+import { GuardedBroker } from './guarded-broker.js';
 import { Housekeeping } from './housekeeping.js';
 import { setInternals } from './internals.js';
+import { Leases } from './leases.js';
 import { Lifecycle } from './lifecycle.js';
-import type { ServerEventsOptions } from './options.js';
+import { defaults, type ServerEventsOptions } from './options.js';
 import { Outages } from './outages.js';
 import { Records, type SubscriptionInfo } from './records.js';
 import { ServerRegistry } from './servers.js';
@@ -30,6 +32,7 @@ import { topics } from './topics.js';
  * `Outages` (the broker going away and coming back).
  */
 export class ServerEvents {
+  /** The broker, as this server uses it: every call bounded by `brokerTimeoutMs`. */
   readonly broker: Broker;
   readonly serverId: string;
   readonly idleTimeoutMs: number;
@@ -50,7 +53,8 @@ export class ServerEvents {
   private stopping = false;
 
   constructor(options: ServerEventsOptions = {}) {
-    this.broker = options.broker ?? new MemoryBroker();
+    const broker = new GuardedBroker(options.broker ?? new MemoryBroker(), options.brokerTimeoutMs ?? defaults.brokerTimeoutMs);
+    this.broker = broker;
     this.serverId = options.serverId ?? randomBytes(6).toString('hex');
     const core = (this.core = createCore(this.broker, this.serverId, options));
     ({
@@ -66,8 +70,9 @@ export class ServerEvents {
     this.lifecycle = new Lifecycle(core, this.records, this.delivery);
     this.channelUpdates = new ChannelUpdates(core, this.records, this.delivery);
     this.servers = new ServerRegistry(core, this.broker.presence, this.records, this.lifecycle);
-    this.outages = new Outages(core, this.records, this.delivery, this.lifecycle, this.servers);
-    this.housekeeping = new Housekeeping(core, this.delivery, this.lifecycle, this.servers, () => this.outages.brokerAvailable);
+    const leases = new Leases(core, this.records, this.delivery, this.lifecycle);
+    this.outages = new Outages(core, broker, this.delivery, leases, this.servers);
+    this.housekeeping = new Housekeeping(core, this.delivery, this.lifecycle, this.servers, leases, this.records, () => this.outages.brokerAvailable);
     this.delivery.onControl(async (sub, control) => {
       if (control.kind === 'pulse') this.delivery.acceptPulse(sub);
       else if (control.kind === 'close') await this.lifecycle.handOver(sub, control.connectionId);
@@ -89,7 +94,6 @@ export class ServerEvents {
     if (this.started) return;
     this.started = true;
     this.broker.onMessage((topic, payload, id) => this.delivery.receive(topic, payload, id));
-    this.broker.onStatus((status) => this.outages.statusChanged(status));
     try {
       await this.broker.connect();
       // Registered before any stream opens, so that the cluster can sweep up after this server should it die.
@@ -181,12 +185,18 @@ export class ServerEvents {
   /**
    * Records a heartbeat for a subscription on any server and pushes
    * `cmd.onHeartbeat` down its stream. Returns `false` for an unknown id.
+   * A stream held here takes it without the broker (its lease follows in
+   * the next batch), so heartbeats go on while the broker is away; one held
+   * elsewhere needs the broker to reach it.
    */
   async pulse(subscriptionId: string): Promise<boolean> {
-    if (!(await this.records.renew(subscriptionId))) return false;
-    const sub = this.delivery.get(subscriptionId);
-    if (sub) this.delivery.acceptPulse(sub);
-    else await this.delivery.publish(topics.subscription(subscriptionId), { kind: 'pulse' });
+    const local = this.delivery.get(subscriptionId);
+    if (local) {
+      this.delivery.acceptPulse(local);
+      return true;
+    }
+    if (!(await this.records.read(subscriptionId))) return false;
+    await this.delivery.publish(topics.subscription(subscriptionId), { kind: 'pulse' });
     return true;
   }
 
@@ -228,9 +238,9 @@ export class ServerEvents {
 
   // ---- listings ------------------------------------------------------------
 
-  /** The record of a subscription on any server. */
-  getSubscriptionInfo(subscriptionId: string): Promise<SubscriptionInfo | undefined> {
-    return this.records.read(subscriptionId);
+  /** The record of a subscription on any server (this server's own streams answer from memory). */
+  async getSubscriptionInfo(subscriptionId: string): Promise<SubscriptionInfo | undefined> {
+    return this.delivery.get(subscriptionId)?.info ?? this.records.read(subscriptionId);
   }
 
   /** The records of a user's subscriptions, on every server. */

@@ -53,6 +53,20 @@ export class ServerRegistry {
     if (!leavesSubscriptions) await this.presence.remove(serverRecordId(this.core.serverId));
   }
 
+  /**
+   * This server's registration as the broker has it: `ours`, `adopted` by
+   * another server (this one was cut off long enough to be taken for dead),
+   * or `missing` (the broker restarted empty; a lapsed one still counts as ours).
+   */
+  async registration(): Promise<'ours' | 'adopted' | 'missing'> {
+    const id = serverRecordId(this.core.serverId);
+    const [lapsed] = await this.presence.takeExpired([id]);
+    const current = lapsed ?? (await this.presence.get(id));
+    if (current === undefined) return 'missing';
+    const { adoptedBy } = JSON.parse(current) as Registration;
+    return adoptedBy !== undefined && adoptedBy !== this.core.serverId ? 'adopted' : 'ours';
+  }
+
   /** The broker was away: registrations may have lapsed everywhere, so wait until live servers have renewed theirs. */
   brokerRecovered(): void {
     this.adoptAfter = Date.now() + 2 * this.core.settings.houseKeepingIntervalMs;

@@ -49,6 +49,8 @@ export class EventSubscription {
   heartbeats = 0;
   /** The heartbeat interval this stream's client was told in `cmd.onConnect` (a hook may have changed it). */
   heartbeatIntervalMs = 0;
+  /** The heartbeat the lease in the broker was last written from (see `Leases`). */
+  leasedFromPulseAt = this.lastPulseAt;
   /** The id of the last frame written. */
   lastEventId = 0;
   private readonly ownNumbering: boolean;

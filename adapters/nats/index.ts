@@ -2,7 +2,7 @@
 // NATS team maintains now: it supersedes the single `nats` package (v2),
 // split into core, JetStream and KV modules under strict semver. Pinned to
 // 3.3.x: from 3.4 its id generator declares Node 22, and this project runs on 20.
-import { jetstreamManager } from '@nats-io/jetstream';
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { withDefaults, type Broker, type BrokerStatus, type CappedLists } from '../../src/broker.js';
@@ -52,6 +52,7 @@ export class NatsBroker implements Broker {
   private presenceBucket: KV | undefined;
   private sequenceBucket: KV | undefined;
   private listBucket: KV | undefined;
+  private jsm: JetStreamManager | undefined;
   private readonly subscriptions = new Map<string, Subscription[]>();
   private readonly counter = new CoalescedCounter((name, amount) => this.addToSequence(name, amount));
   private connected = false;
@@ -127,6 +128,22 @@ export class NatsBroker implements Broker {
     this.statusHandler = handler;
   }
 
+  /** nats.js gave up (its time-out, a closed or lost connection, JetStream not answering): NATS is away, not the call at fault. */
+  isUnavailable(error: unknown): boolean {
+    const { name, message } = error as Error;
+    return (
+      ['TimeoutError', 'ClosedConnectionError', 'ConnectionError', 'DrainingConnectionError', 'NoResponders', 'RequestError'].includes(name) ||
+      /timeout|timed out|unreachable|not connected|disconnect/i.test(message ?? '')
+    );
+  }
+
+  /** A round trip to the server (and one to JetStream, which can stall on its own). */
+  async ping(): Promise<void> {
+    const nc = this.required(this.nc);
+    await nc.flush();
+    await this.required(this.jsm).getAccountInfo();
+  }
+
   nextSequence(name: string): Promise<number> {
     return this.counter.next(name);
   }
@@ -155,7 +172,8 @@ export class NatsBroker implements Broker {
     this.presenceBucket = await kvm.create(`${this.prefix}_presence`, { history: 1, ttl: this.presenceMaxAgeMs });
     this.sequenceBucket = await kvm.create(`${this.prefix}_sequences`, { history: 1 });
     this.listBucket = await kvm.create(`${this.prefix}_lists`, { history: 1 });
-    await this.history.open(await jetstreamManager(this.required(this.nc)));
+    this.jsm = await jetstreamManager(this.required(this.nc));
+    await this.history.open(this.jsm);
   }
 
   private async watchStatus(nc: NatsConnection): Promise<void> {

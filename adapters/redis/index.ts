@@ -102,6 +102,17 @@ export class RedisBroker implements Broker {
     this.statusHandler = handler;
   }
 
+  /** ioredis gave up (its retries ran out, the connection is closed or refused): Redis is away, not the call at fault. */
+  isUnavailable(error: unknown): boolean {
+    const { name, message } = error as Error;
+    return name === 'MaxRetriesPerRequestError' || /Connection is closed|Stream isn't writeable|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT/.test(message ?? '');
+  }
+
+  /** A PING on each connection: a frozen or cut-off Redis answers neither. */
+  async ping(): Promise<void> {
+    await Promise.all([this.commands.ping(), this.subscriber.ping()]);
+  }
+
   async nextSequence(name: string): Promise<number> {
     return this.commands.incr(`${this.prefix}seq:${name}`);
   }

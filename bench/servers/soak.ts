@@ -6,11 +6,12 @@
  * rooms that the churning clients move between.
  */
 import Koa from 'koa';
-import { brokerFromEnv, ignoreClientDisconnects, ServerEvents, serverEventsMiddleware } from '../../src/index.js';
+import { brokerFromEnv, createLogger, ignoreClientDisconnects, ServerEvents, serverEventsMiddleware } from '../../src/index.js';
 import { portOf, serveCommands } from './control.js';
 
 const events = new ServerEvents({
   broker: await brokerFromEnv(),
+  logger: process.env.LOG_LEVEL ? createLogger() : undefined,
   idleTimeoutMs: Number(process.env.IDLE_TIMEOUT_MS ?? 10_000),
   heartbeatIntervalMs: Number(process.env.HEARTBEAT_MS ?? 3_000),
   houseKeepingIntervalMs: Number(process.env.HOUSEKEEPING_MS ?? 2_000),

@@ -3,7 +3,7 @@ import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import Koa, { type Context, type Next } from 'koa';
-import { corsMiddleware, defaultProfileUrl, ignoreClientDisconnects, InvalidArgumentError, sendError, serverEventsMiddleware, type ServerEvents } from '../../src/index.js';
+import { BrokerUnavailableError, corsMiddleware, defaultProfileUrl, ignoreClientDisconnects, InvalidArgumentError, sendError, serverEventsMiddleware, type ServerEvents } from '../../src/index.js';
 import { chatServices, escapeHtml } from './services.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -76,6 +76,7 @@ async function answerErrors(ctx: Context, next: Next): Promise<void> {
   try {
     await next();
   } catch (error) {
+    if (error instanceof BrokerUnavailableError) return sendError(ctx, 503, 'The broker is unavailable; try again shortly', 2);
     const { status, message, expose } = error as { status?: number; message?: string; expose?: boolean };
     const known = error instanceof InvalidArgumentError ? error.status : typeof status === 'number' && status >= 400 && status < 500 ? status : undefined;
     if (known === undefined) console.error(`chat: ${(error as Error).stack ?? String(error)}`);

@@ -4,7 +4,7 @@
  * instance on the same broker.
  */
 import { parseArgs } from 'node:util';
-import { createBroker, createLogger, historyFromEnv, parseOrigins, ServerEvents, shutdownOnSignals, type BrokerKind, type BrokerSettings } from '../../src/index.js';
+import { brokerTimeoutFromEnv, createBroker, createLogger, historyFromEnv, parseOrigins, ServerEvents, shutdownOnSignals, type BrokerKind, type BrokerSettings } from '../../src/index.js';
 import { createChatApp } from './app.js';
 
 const usage = `Usage: npm start -- [options]
@@ -23,6 +23,7 @@ interface Config {
   broker: { kind: BrokerKind; settings: BrokerSettings };
   background?: string;
   cors?: string[];
+  brokerTimeoutMs?: number;
 }
 
 function readConfig(argv: string[], env: NodeJS.ProcessEnv): Config | undefined {
@@ -72,7 +73,13 @@ function readConfig(argv: string[], env: NodeJS.ProcessEnv): Config | undefined 
       throw new UsageError(`--cors: ${(error as Error).message}`);
     }
   }
-  return { port, broker, background: values.background, cors };
+  let brokerTimeoutMs;
+  try {
+    brokerTimeoutMs = brokerTimeoutFromEnv(env);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  return { port, broker, background: values.background, cors, brokerTimeoutMs };
 }
 
 /** `host`, `host:port` or a full URL, with the scheme's default port. */
@@ -95,7 +102,7 @@ async function main(): Promise<void> {
     return;
   }
   const logger = createLogger();
-  const events = new ServerEvents({ broker: await createBroker(config.broker.kind, config.broker.settings), logger });
+  const events = new ServerEvents({ broker: await createBroker(config.broker.kind, config.broker.settings), brokerTimeoutMs: config.brokerTimeoutMs, logger });
   await events.start();
   const app = await createChatApp(events, { background: config.background, label: String(config.port), cors: config.cors });
   const server = app.listen(config.port);

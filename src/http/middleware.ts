@@ -3,6 +3,7 @@ import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import type { Context, Middleware, Next } from 'koa';
 import { InvalidArgumentError } from '../arguments.js';
+import { BrokerUnavailableError } from '../guarded-broker.js';
 import { internalsOf } from '../internals.js';
 import type { ServerEvents } from '../server-events.js';
 import { corsMiddleware } from './cors.js';
@@ -78,20 +79,20 @@ function answerErrors(events: ServerEvents): Middleware {
       await next();
     } catch (error) {
       if (ctx.respond === false) {
-        // The stream already started: nothing can be answered any more.
-        internalsOf(events).reportError(error);
+        // The stream already started: nothing can be answered any more (an outage was logged once already).
+        if (!(error instanceof BrokerUnavailableError)) internalsOf(events).reportError(error);
         return;
       }
       if (error instanceof InvalidArgumentError) return sendError(ctx, error.status, error.message);
+      // Not a fault of this request or this server: the broker is away, and the client should retry.
+      const brokerAway = () => sendError(ctx, 503, 'The broker is unavailable; try again shortly', 2);
+      if (error instanceof BrokerUnavailableError) return brokerAway();
       const { status, message, expose } = error as { status?: number; message?: string; expose?: boolean };
       // Deliberate statuses (ctx.throw in a hook, body parser limits) pass through.
       if (typeof status === 'number' && status >= 400 && status <= 599 && status !== 500) {
         return sendError(ctx, status, (expose !== false && message) || STATUS_CODES[status] || 'Error');
       }
-      if (!events.brokerAvailable) {
-        // Not a fault of this request or this server: the broker is away, and the client should retry.
-        return sendError(ctx, 503, 'The broker is unavailable; try again shortly', 2);
-      }
+      if (!events.brokerAvailable) return brokerAway();
       internalsOf(events).reportError(error);
       sendError(ctx, 500, 'Internal Server Error');
     }

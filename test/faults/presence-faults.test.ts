@@ -48,8 +48,11 @@ for (const { kind, binary, start, broker } of kinds) {
     t.is(warnings.filter((w) => w.includes('lost the')).length, 2, 'each server logged the outage once');
     t.is(during[0]!.status, 'rejected', 'a notification that cannot reach the broker fails');
     const beat = await request('POST', streams[0]!.connectArgs.heartbeatUrl!);
-    t.is(beat.status, 503, 'a heartbeat during the outage is told to retry, not that the server failed');
-    t.is(beat.headers.get('retry-after'), '2');
+    t.is(beat.status, 200, 'a heartbeat to the server that holds the stream is taken there, broker or not');
+    await streams[0]!.next(only('cmd.onHeartbeat'));
+    const elsewhere = await request('POST', `${servers[1]!.url}/event-heartbeat?id=${streams[0]!.id}`);
+    t.is(elsewhere.status, 503, 'one that needs the broker to reach the stream is told to retry, not that the server failed');
+    t.is(elsewhere.headers.get('retry-after'), '2');
 
     // Back empty: Redis keeps nothing on disk, and the NATS storage is wiped.
     await brokerProcess.restart({ wipe: true });

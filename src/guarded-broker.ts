@@ -1,0 +1,192 @@
+import type { Broker, BrokerStatus, CappedLists, EventHistory, PresenceStore } from './broker.js';
+
+/**
+ * Thrown for a broker operation that could not be done now: the broker did
+ * not answer within the bound, or it is known to be away. HTTP answers 503
+ * with `Retry-After`. After a timeout the outcome is unknown: a frozen
+ * broker may still carry out what it was sent when it wakes up.
+ */
+export class BrokerUnavailableError extends Error {
+  readonly status = 503;
+  readonly expose = true;
+}
+
+/** What the guard tells its owner about the backend's health, beside the adapter's own connection events. */
+export interface GuardEvents {
+  /** A call or a ping did not finish within the bound: the broker is stalled or cut off. */
+  stalled(reason: string): void;
+  /** A ping went through again after a stall. */
+  answering(): void;
+}
+
+/**
+ * Wraps a broker so that every operation on it (and on its presence store,
+ * history and lists) takes at most `timeoutMs`, and so that a stall is
+ * noticed even while nothing waits on the broker: a ping (`Broker.ping`, or
+ * a cheap read) goes out every `pingEveryMs` with the same bound. Once
+ * stalled, every call fails at once, so that requests answer 503 in no time
+ * and nothing piles up for a frozen broker to carry out when it wakes, until
+ * a ping goes through again. The adapters' own reconnect logic is left as it
+ * is; this adds the bound their client libraries lack.
+ */
+export class GuardedBroker implements Broker {
+  readonly name: string;
+  readonly presence: PresenceStore;
+  readonly history?: EventHistory;
+  readonly lists?: CappedLists;
+  private stalled = false;
+  private pinging: NodeJS.Timeout | undefined;
+  private events: GuardEvents = { stalled: () => {}, answering: () => {} };
+
+  constructor(
+    readonly inner: Broker,
+    private readonly timeoutMs: number,
+    private readonly pingEveryMs = Math.max(100, Math.floor(timeoutMs / 2)),
+  ) {
+    this.name = inner.name;
+    this.presence = guardedPresence(inner.presence, (what, call) => this.guard(what, call));
+    const history = inner.history;
+    if (history) {
+      this.history = {
+        publish: (topic, payload) => this.guard('history.publish', () => history.publish(topic, payload)),
+        read: (afterId, topics) => this.guard('history.read', () => history.read(afterId, topics)),
+        head: () => this.guard('history.head', () => history.head()),
+      };
+    }
+    const lists = inner.lists;
+    if (lists) {
+      this.lists = {
+        push: (key, value, maxLength) => this.guard('lists.push', () => lists.push(key, value, maxLength)),
+        range: (key) => this.guard('lists.range', () => lists.range(key)),
+        clear: (key) => this.guard('lists.clear', () => lists.clear(key)),
+      };
+    }
+  }
+
+  /** Who hears of stalls and of the broker answering again. */
+  watch(events: GuardEvents): void {
+    this.events = events;
+  }
+
+  /** True while calls fail at once because a call or ping timed out. */
+  get isStalled(): boolean {
+    return this.stalled;
+  }
+
+  async connect(): Promise<void> {
+    // Connecting has its own timeouts in each adapter, and a one-line error of its own.
+    await this.inner.connect();
+    this.pinging = setInterval(() => void this.ping(), this.pingEveryMs);
+    this.pinging.unref();
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.pinging);
+    await this.inner.close();
+  }
+
+  publish(topic: string, payload: string): Promise<void> {
+    return this.guard('publish', () => this.inner.publish(topic, payload));
+  }
+
+  subscribe(topics: readonly string[]): Promise<void> {
+    return this.guard('subscribe', () => this.inner.subscribe(topics));
+  }
+
+  unsubscribe(topics: readonly string[]): Promise<void> {
+    return this.guard('unsubscribe', () => this.inner.unsubscribe(topics));
+  }
+
+  nextSequence(name: string): Promise<number> {
+    return this.guard('nextSequence', () => this.inner.nextSequence(name));
+  }
+
+  onMessage(handler: (topic: string, payload: string, id?: number) => void): void {
+    this.inner.onMessage(handler);
+  }
+
+  onStatus(handler: (status: BrokerStatus) => void): void {
+    this.inner.onStatus(handler);
+  }
+
+  isUnavailable(error: unknown): boolean {
+    return error instanceof BrokerUnavailableError || this.inner.isUnavailable?.(error) === true;
+  }
+
+  /** One ping, bounded like any call; it is also what ends a stall. */
+  async ping(): Promise<void> {
+    try {
+      await this.bounded('ping', () => (this.inner.ping ? this.inner.ping() : this.inner.presence.get('~ping').then(() => {})));
+    } catch {
+      return;
+    }
+    if (!this.stalled) return;
+    this.stalled = false;
+    this.events.answering();
+  }
+
+  /** A call that fails at once while stalled, and marks the broker stalled when it does not finish in time. */
+  private async guard<T>(what: string, call: () => Promise<T>): Promise<T> {
+    if (this.stalled) throw new BrokerUnavailableError(`the ${this.name} broker is not answering (${what} not attempted)`);
+    return this.bounded(what, call);
+  }
+
+  private bounded<T>(what: string, call: () => Promise<T>): Promise<T> {
+    const attempt = call();
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const reason = `${what} took longer than ${this.timeoutMs} ms`;
+        if (!this.stalled) {
+          this.stalled = true;
+          this.events.stalled(reason);
+        }
+        reject(new BrokerUnavailableError(`the ${this.name} broker did not answer: ${reason}`));
+      }, this.timeoutMs);
+    });
+    // What a frozen broker answers late is of no use any more, and must not surface as an unhandled rejection.
+    attempt.catch(() => {});
+    const answered = attempt.catch((error: unknown) => {
+      // The client library gave up on its own (its time-out, a closed connection): the same as ours.
+      if (!(error instanceof BrokerUnavailableError) && this.inner.isUnavailable?.(error)) {
+        const reason = `${what} failed: ${(error as Error).message}`;
+        if (!this.stalled) {
+          this.stalled = true;
+          this.events.stalled(reason);
+        }
+        throw new BrokerUnavailableError(`the ${this.name} broker did not answer: ${reason}`, { cause: error });
+      }
+      throw error;
+    });
+    return Promise.race([answered, deadline]).finally(() => clearTimeout(timer));
+  }
+
+}
+
+type Guard = <T>(what: string, call: () => Promise<T>) => Promise<T>;
+
+/** A presence store whose every call, and every step of a listing, is guarded. */
+function guardedPresence(store: PresenceStore, guard: Guard): PresenceStore {
+  return {
+    put: (id, record, indexes, ttlMs) => guard('presence.put', () => store.put(id, record, indexes, ttlMs)),
+    replace: (id, expected, record, indexes, ttlMs) => guard('presence.replace', () => store.replace(id, expected, record, indexes, ttlMs)),
+    get: (id) => guard('presence.get', () => store.get(id)),
+    getMany: (ids) => guard('presence.getMany', () => store.getMany(ids)),
+    touch: (id, ttlMs) => guard('presence.touch', () => store.touch(id, ttlMs)),
+    remove: (id) => guard('presence.remove', () => store.remove(id)),
+    takeExpired: (ids) => guard('presence.takeExpired', () => store.takeExpired(ids)),
+    unlist: (index, ids) => guard('presence.unlist', () => store.unlist(index, ids)),
+    async *members(index, batchSize) {
+      let iterator: AsyncIterator<string[]> | undefined;
+      try {
+        for (;;) {
+          const step = await guard('presence.members', () => (iterator ??= store.members(index, batchSize)[Symbol.asyncIterator]()).next());
+          if (step.done) return;
+          yield step.value;
+        }
+      } finally {
+        await iterator?.return?.();
+      }
+    },
+  };
+}
