@@ -64,14 +64,16 @@ export function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
   });
 }
 
-async function ownProcess(
+/** A process of the run's own on `port` (a free one when not given), started again on the same port by `restart`. */
+export async function ownProcess(
   url: (port: number) => string,
   command: string,
   args: (port: number) => string[],
   cleanup = () => {},
   wipe = () => {},
+  fixedPort?: number,
 ): Promise<BrokerProcess> {
-  const port = await freePort();
+  const port = fixedPort ?? (await freePort());
   let child: ChildProcess | undefined;
   const start = async () => {
     child = spawn(command, args(port), { stdio: 'ignore' });
@@ -128,3 +130,6 @@ export function startNats(binary: string): Promise<BrokerProcess> {
     },
   );
 }
+
+// The brokers' own clusters (three NATS nodes, Redis Sentinel, Redis Cluster) start from here too.
+export { startNatsCluster, startRedisCluster, startRedisSentinel, type BrokerCluster } from './broker-clusters.js';

@@ -4,6 +4,9 @@ import { ConfigError } from './config-error.js';
 export { ConfigError };
 
 export const brokerKinds = ['memory', 'redis', 'nats'] as const;
+
+/** One Redis, a Sentinel-watched primary, or a Redis Cluster. */
+const redisUrl = /^(rediss?|redis\+sentinel|redis\+cluster):\/\//;
 export type BrokerKind = (typeof brokerKinds)[number];
 
 export interface BrokerSettings {
@@ -12,6 +15,8 @@ export interface BrokerSettings {
   /** Key/subject prefix, so several apps share one Redis or NATS. */
   prefix?: string;
   history?: HistoryRetention;
+  /** How many copies NATS keeps of the history and the buckets (default: 3 on a cluster, 1 on one server). */
+  replicas?: number;
 }
 
 /**
@@ -22,14 +27,18 @@ export interface BrokerSettings {
 export async function createBroker(kind: BrokerKind, settings: BrokerSettings = {}): Promise<Broker> {
   if (kind === 'redis') {
     const url = settings.url || 'redis://127.0.0.1:6379';
-    if (!/^rediss?:\/\//.test(url)) throw new ConfigError(`the Redis URL must start with redis:// or rediss://, not '${url}'`);
+    if (!redisUrl.test(url)) throw new ConfigError(`the Redis URL must start with redis://, rediss://, redis+sentinel:// or redis+cluster://, not '${url}'`);
     const { RedisBroker } = await import('../adapters/redis/index.js');
-    return new RedisBroker({ url, prefix: settings.prefix ?? 'se:', history: settings.history });
+    try {
+      return new RedisBroker({ url, prefix: settings.prefix ?? 'se:', history: settings.history });
+    } catch (error) {
+      throw new ConfigError((error as Error).message);
+    }
   }
   if (kind === 'nats') {
     const { NatsBroker } = await import('../adapters/nats/index.js');
     try {
-      return new NatsBroker({ url: settings.url || 'nats://127.0.0.1:4222', prefix: settings.prefix, history: settings.history });
+      return new NatsBroker({ url: settings.url || 'nats://127.0.0.1:4222', prefix: settings.prefix, history: settings.history, replicas: settings.replicas });
     } catch (error) {
       throw new ConfigError((error as Error).message);
     }
@@ -52,8 +61,10 @@ export async function brokerFromEnv(env: NodeJS.ProcessEnv = process.env): Promi
   const kind = requested as BrokerKind;
   const history = historyFromEnv(env);
   const url = kind === 'redis' ? env.REDIS_URL : kind === 'nats' ? env.NATS_URL : undefined;
-  if (kind === 'redis' && url && !/^rediss?:\/\//.test(url)) throw new ConfigError(`REDIS_URL must start with redis:// or rediss://, not '${url}'`);
-  return createBroker(kind, { url, prefix: env.BROKER_PREFIX || undefined, history });
+  if (kind === 'redis' && url && !redisUrl.test(url)) throw new ConfigError(`REDIS_URL must start with redis://, rediss://, redis+sentinel:// or redis+cluster://, not '${url}'`);
+  const replicasText = env.BROKER_REPLICAS?.trim();
+  if (replicasText && !/^[1-5]$/.test(replicasText)) throw new ConfigError(`BROKER_REPLICAS must be a whole number from 1 to 5, not '${replicasText}'`);
+  return createBroker(kind, { url, prefix: env.BROKER_PREFIX || undefined, history, replicas: replicasText ? Number(replicasText) : undefined });
 }
 
 /**

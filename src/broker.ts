@@ -96,6 +96,15 @@ export interface Broker {
   isUnavailable?(error: unknown): boolean;
 
   /**
+   * Tells the adapter how long its caller waits for a call (the core's
+   * `brokerTimeoutMs`), so that whatever it repeats by itself (as NATS does
+   * while a replicated stream elects a leader) stops by then, and a publish
+   * the caller was told failed is not carried out later by a repeat.
+   * Optional.
+   */
+  limitCallsTo?(ms: number): void;
+
+  /**
    * Returns the next value of a cluster-wide counter named `name`, starting
    * at 1. Atomic across the cluster: no two calls get the same value.
    */

@@ -44,6 +44,7 @@ export class GuardedBroker implements Broker {
     private readonly pingEveryMs = Math.max(100, Math.floor(timeoutMs / 2)),
   ) {
     this.name = inner.name;
+    inner.limitCallsTo?.(timeoutMs);
     this.presence = guardedPresence(inner.presence, (what, call) => this.guard(what, call));
     const history = inner.history;
     if (history) {

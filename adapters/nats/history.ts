@@ -1,4 +1,6 @@
-import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { randomUUID } from 'node:crypto';
+import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamManager, type StreamState } from '@nats-io/jetstream';
+import { throughElections, type CallBudget } from './kv.js';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { EventHistory, HistoryEntry, HistoryRead, HistoryRetention } from '../../src/broker.js';
 
@@ -17,19 +19,23 @@ export class NatsHistory implements EventHistory {
     private readonly connection: () => NatsConnection,
     private readonly prefix: string,
     private readonly retention: Required<HistoryRetention>,
+    private readonly budget: CallBudget,
   ) {}
 
   get stream(): string {
     return `${this.prefix}_history`;
   }
 
-  /** Opens the stream, creating it when missing. */
-  async open(jsm: JetStreamManager): Promise<void> {
+  /** Opens the stream, creating it when missing, with `replicas` copies on a cluster. */
+  async open(jsm: JetStreamManager, replicas: number): Promise<void> {
     const config = {
       name: this.stream,
       subjects: [`${this.prefix}.h.>`],
       max_msgs: this.retention.maxLength,
       max_age: this.retention.maxAgeMs * 1_000_000,
+      num_replicas: replicas,
+      // Long enough to cover a publish's repeats (see publish), short so the server remembers few ids.
+      duplicate_window: Math.min(10_000, this.retention.maxAgeMs) * 1_000_000,
       republish: { src: `${this.prefix}.h.>`, dest: `${this.prefix}.r.>` },
     };
     let info;
@@ -39,7 +45,8 @@ export class NatsHistory implements EventHistory {
       info = await jsm.streams.add(config);
     }
     const current = info.config;
-    if (current.max_msgs !== config.max_msgs || current.max_age !== config.max_age || current.republish?.dest !== config.republish.dest) {
+    const changed = current.max_msgs !== config.max_msgs || current.max_age !== config.max_age || current.duplicate_window !== config.duplicate_window;
+    if (changed || current.republish?.dest !== config.republish.dest) {
       // Retention changed, or a stream made elsewhere: live delivery depends on the republish.
       info = await jsm.streams.update(this.stream, config);
     }
@@ -53,22 +60,24 @@ export class NatsHistory implements EventHistory {
   }
 
   async publish(topic: string, payload: string): Promise<number> {
-    // A stored message is acknowledged in milliseconds; past 2 s the caller learns it failed.
-    const ack = await jetstream(this.connection(), { timeout: 2000 }).publish(`${this.prefix}.h.${topic}`, payload);
+    // A second per attempt, repeated while the stream elects a leader; the message id makes a
+    // repeat of an attempt that was stored after all a duplicate, answered with the first's sequence.
+    const js = jetstream(this.connection());
+    const msgID = randomUUID();
+    const ack = await throughElections(this.budget, (timeout) => js.publish(`${this.prefix}.h.${topic}`, payload, { msgID, timeout }));
     return this.idOf(ack.seq);
   }
 
   async read(afterId: number, topics: ReadonlySet<string>): Promise<HistoryRead> {
-    const { state } = await (await jetstreamManager(this.connection())).streams.info(this.stream);
+    const state = await this.state();
     const head = this.idOf(state.last_seq);
     // max_age makes JetStream drop old events itself, so first_seq is where the kept ones begin.
     const first = state.messages > 0 ? this.idOf(state.first_seq) : head + 1;
     const after = Math.max(afterId, first - 1) - this.epoch;
     if (afterId >= head || afterId + 1 < first) return { entries: [], first, head };
-    const consumer = await jetstream(this.connection()).consumers.get(this.stream, {
-      deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: after + 1,
-    });
+    const consumer = await throughElections(this.budget, () =>
+      jetstream(this.connection()).consumers.get(this.stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: after + 1 }),
+    );
     const entries: HistoryEntry[] = [];
     const subjectStart = `${this.prefix}.h.`.length;
     for (let next = after + 1; next <= state.last_seq; ) {
@@ -83,14 +92,23 @@ export class NatsHistory implements EventHistory {
         if (topics.has(topic)) entries.push({ id: this.idOf(message.seq), topic, payload: message.string() });
         if (message.seq >= state.last_seq) break;
       }
-      if (got === 0) return { entries: [], first: this.idOf(next + 1), head };
+      if (got === 0) {
+        // Nothing came: gone since the snapshot, or a stream without a leader for the moment. Only the first is a gap.
+        const now = await this.state();
+        if (now.first_seq > next) return { entries: [], first: this.idOf(now.first_seq), head };
+        throw new Error(`NATS: the history stream sent nothing from ${next} although it holds it`);
+      }
     }
     return { entries, first, head };
   }
 
   async head(): Promise<number> {
-    const { state } = await (await jetstreamManager(this.connection())).streams.info(this.stream);
-    return this.idOf(state.last_seq);
+    return this.idOf((await this.state()).last_seq);
+  }
+
+  private async state(): Promise<StreamState> {
+    const jsm = await jetstreamManager(this.connection());
+    return (await throughElections(this.budget, () => jsm.streams.info(this.stream))).state;
   }
 }
 

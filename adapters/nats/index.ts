@@ -2,15 +2,30 @@
 // NATS team maintains now: it supersedes the single `nats` package (v2),
 // split into core, JetStream and KV modules under strict semver. Pinned to
 // 3.3.x: from 3.4 its id generator declares Node 22, and this project runs on 20.
-import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
-import { Kvm, type KV } from '@nats-io/kv';
+import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { withDefaults, type Broker, type BrokerStatus, type CappedLists } from '../../src/broker.js';
 import { CoalescedCounter } from './coalesced-counter.js';
 import { NatsHistory } from './history.js';
-import { compareAndSet, safeKey, untilWritten } from './kv.js';
+import { Bucket } from './bucket.js';
+import { CallBudget, safeKey, untilWritten, whilePlacing } from './kv.js';
 import { NatsLists } from './lists.js';
 import { NatsPresence } from './presence.js';
+
+/**
+ * How long a bucket remembers the message ids of conditional writes (see
+ * `Bucket`): far longer than a write takes to be agreed on, and far shorter
+ * than JetStream's default of two minutes, so the server keeps few of them.
+ */
+const bucketIdWindowMs = 30_000;
+
+/** Sets how long a stream remembers message ids, when it is not that already. */
+async function keepIdsFor(jsm: JetStreamManager, stream: string, windowMs: number): Promise<void> {
+  const { config } = await jsm.streams.info(stream);
+  const window = windowMs * 1_000_000;
+  if (config.duplicate_window !== window) await jsm.streams.update(stream, { duplicate_window: window });
+}
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -30,6 +45,13 @@ export interface NatsBrokerOptions {
   presenceMaxAgeMs?: number;
   /** How much event history to keep for Last-Event-ID replay. Default 10,000 events, 5 minutes. */
   history?: import('../../src/broker.js').HistoryRetention;
+  /**
+   * How many nodes keep a copy of the history stream and of each key/value
+   * bucket, so that losing a node loses nothing. Default: 3 on a cluster of
+   * three or more nodes (as many as there are on a smaller one), 1 on a
+   * single server. Set when the stream and buckets are first made.
+   */
+  replicas?: number;
 }
 
 /**
@@ -48,10 +70,12 @@ export class NatsBroker implements Broker {
   readonly url: string;
   private readonly prefix: string;
   private readonly presenceMaxAgeMs: number;
+  private readonly replicas: number | undefined;
+  private readonly budget = new CallBudget();
   private nc: NatsConnection | undefined;
-  private presenceBucket: KV | undefined;
-  private sequenceBucket: KV | undefined;
-  private listBucket: KV | undefined;
+  private presenceBucket: Bucket | undefined;
+  private sequenceBucket: Bucket | undefined;
+  private listBucket: Bucket | undefined;
   private jsm: JetStreamManager | undefined;
   private readonly subscriptions = new Map<string, Subscription[]>();
   private readonly counter = new CoalescedCounter((name, amount) => this.addToSequence(name, amount));
@@ -64,9 +88,13 @@ export class NatsBroker implements Broker {
     this.prefix = options.prefix ?? 'se';
     if (!/^[A-Za-z0-9_-]+$/.test(this.prefix)) throw new Error(`NATS prefix '${this.prefix}' may contain only letters, digits, '-' and '_'`);
     this.presenceMaxAgeMs = options.presenceMaxAgeMs ?? 3_600_000;
+    if (options.replicas !== undefined && !(Number.isInteger(options.replicas) && options.replicas >= 1 && options.replicas <= 5)) {
+      throw new Error(`NATS replicas must be a whole number from 1 to 5, not ${options.replicas}`);
+    }
+    this.replicas = options.replicas;
     this.presence = new NatsPresence(() => this.required(this.presenceBucket));
     this.lists = new NatsLists(() => this.required(this.listBucket));
-    this.history = new NatsHistory(() => this.required(this.nc), this.prefix, withDefaults(options.history));
+    this.history = new NatsHistory(() => this.required(this.nc), this.prefix, withDefaults(options.history), this.budget);
   }
 
   async connect(): Promise<void> {
@@ -83,6 +111,10 @@ export class NatsBroker implements Broker {
     }
     this.connected = true;
     void this.watchStatus(this.nc);
+  }
+
+  limitCallsTo(ms: number): void {
+    this.budget.ms = ms;
   }
 
   async publish(topic: string, payload: string): Promise<void> {
@@ -153,9 +185,9 @@ export class NatsBroker implements Broker {
     const bucket = this.required(this.sequenceBucket);
     const key = safeKey(name);
     return untilWritten(`raising counter ${name}`, async () => {
-      const entry = await bucket.get(key);
-      const next = (entry && entry.operation === 'PUT' ? Number(entry.string()) : 0) + amount;
-      const written = await compareAndSet(() => (entry ? bucket.update(key, String(next), entry.revision) : bucket.create(key, String(next))));
+      const { entry, revision } = await bucket.read(key);
+      const next = (entry ? Number(entry.string()) : 0) + amount;
+      const written = await bucket.writeIf(key, String(next), revision);
       return written === true ? next : written;
     });
   }
@@ -168,12 +200,23 @@ export class NatsBroker implements Broker {
   }
 
   private async openBuckets(): Promise<void> {
-    const kvm = new Kvm(this.required(this.nc));
-    this.presenceBucket = await kvm.create(`${this.prefix}_presence`, { history: 1, ttl: this.presenceMaxAgeMs });
-    this.sequenceBucket = await kvm.create(`${this.prefix}_sequences`, { history: 1 });
-    this.listBucket = await kvm.create(`${this.prefix}_lists`, { history: 1 });
-    this.jsm = await jetstreamManager(this.required(this.nc));
-    await this.history.open(this.jsm);
+    const nc = this.required(this.nc);
+    // Each attempt gets a second; the buckets repeat what a leaderless moment let time out.
+    const kvm = new Kvm(jetstream(nc, { timeout: 1000 }));
+    const replicas = this.replicas ?? Math.min(3, Math.max(1, nc.info?.connect_urls?.length ?? 1));
+    // A replicated bucket answers reads from its leader: a follower's direct answer may miss
+    // what another server has just written, and presence and counters read their own writes.
+    const jsm = await jetstreamManager(nc);
+    this.jsm = jsm;
+    const bucket = async (name: string, ttl?: number) => {
+      const kv = await whilePlacing(`bucket ${name}`, () => kvm.create(name, { history: 1, ttl, replicas, allow_direct: replicas === 1 }));
+      await whilePlacing(`bucket ${name}`, () => keepIdsFor(jsm, `KV_${name}`, Math.min(bucketIdWindowMs, ttl ?? Infinity)));
+      return new Bucket(kv, nc, name, this.budget);
+    };
+    this.presenceBucket = await bucket(`${this.prefix}_presence`, this.presenceMaxAgeMs);
+    this.sequenceBucket = await bucket(`${this.prefix}_sequences`);
+    this.listBucket = await bucket(`${this.prefix}_lists`);
+    await whilePlacing('the history stream', () => this.history.open(jsm, replicas));
   }
 
   private async watchStatus(nc: NatsConnection): Promise<void> {

@@ -1,19 +1,6 @@
-import type { KV, KvEntry } from '@nats-io/kv';
-
 /** What a conditional write returns when another writer changed the key first. */
 export const conflict = Symbol('conflict');
 export type Conflict = typeof conflict;
-
-/** Runs a conditional write (an `update` with a revision, a `create`, a delete with `previousSeq`); `conflict` when it lost. */
-export async function compareAndSet(write: () => Promise<unknown>): Promise<true | Conflict> {
-  try {
-    await write();
-    return true;
-  } catch (error) {
-    if (/wrong last sequence|key exists/i.test((error as Error).message)) return conflict;
-    throw error;
-  }
-}
 
 /** How long a write keeps retrying against other writers before it gives up. */
 export const retryForMs = 5000;
@@ -34,13 +21,70 @@ export async function untilWritten<T>(what: string, attempt: () => Promise<T | C
   }
 }
 
-/** The entry of `key` when it holds a value (not a delete marker). */
-export async function liveEntry(bucket: KV, key: string): Promise<KvEntry | undefined> {
-  const entry = await bucket.get(key);
-  return entry && entry.operation === 'PUT' ? entry : undefined;
-}
-
 /** Key/value keys allow few characters: other names are stored hex-encoded. */
 export function safeKey(name: string): string {
   return /^[A-Za-z0-9_-]+$/.test(name) ? name : `x${Buffer.from(name).toString('hex')}`;
+}
+
+/**
+ * Makes (or opens) a stream or bucket, trying again for `withinMs` while
+ * JetStream cannot yet: on a cluster, several servers creating the same
+ * stream at once race in its meta layer ("already in use", "no suitable
+ * peers"), and a new stream or a cluster that lost a node answers nothing
+ * until it has elected leaders (timeouts).
+ */
+export async function whilePlacing<T>(what: string, open: () => Promise<T>, withinMs = 20_000): Promise<T> {
+  const deadline = Date.now() + withinMs;
+  for (;;) {
+    try {
+      return await open();
+    } catch (error) {
+      const transient = /timeout|no suitable peers|already in use|no responders|leader|unavailable|insufficient resources/i.test((error as Error).message);
+      if (!transient || Date.now() >= deadline) throw new Error(`${what}: ${(error as Error).message}`);
+      await new Promise((resolve) => setTimeout(resolve, 100 + Math.random() * 400));
+    }
+  }
+}
+
+/**
+ * How long JetStream calls keep trying while a stream has no leader: the
+ * core's bound on a call once it has said (`Broker.limitCallsTo`), so that no
+ * repeat goes out after the caller was told the call failed.
+ */
+export class CallBudget {
+  ms = 3000;
+
+  /** What one attempt started now may take, `withinMs` after the call began. */
+  attemptMs(startedAt: number): number {
+    return Math.max(1, Math.min(1000, startedAt + this.ms - Date.now()));
+  }
+}
+
+/**
+ * Whether JetStream failed because nobody could answer yet: a replicated
+ * stream electing a leader (a node was lost, or a loaded machine missed a
+ * heartbeat) has no one to take requests, which the client reports as no
+ * responders ("jetstream is not enabled") or a timeout.
+ */
+export function isLeaderless(error: unknown): boolean {
+  return /jetstream is not enabled|no responders|timeout|temporarily unavailable|no leader|no suitable peers/i.test((error as Error)?.message ?? '');
+}
+
+/**
+ * Runs a JetStream call, trying again while the stream is leaderless, within
+ * the budget; each attempt is given what remains of it, at most a second.
+ * Only for calls that are safe to repeat: reads, blind writes, and writes
+ * that carry a message id (JetStream keeps the first).
+ */
+export async function throughElections<T>(budget: CallBudget, call: (attemptMs: number) => Promise<T>): Promise<T> {
+  const startedAt = Date.now();
+  for (let i = 0; ; i++) {
+    try {
+      return await call(budget.attemptMs(startedAt));
+    } catch (error) {
+      const pause = Math.min(50 * 2 ** i, 400);
+      if (!isLeaderless(error) || Date.now() + pause >= startedAt + budget.ms) throw error;
+      await new Promise((resolve) => setTimeout(resolve, pause));
+    }
+  }
 }

@@ -1,7 +1,7 @@
-import type { KV } from '@nats-io/kv';
 import type { PresenceStore } from '../../src/broker.js';
 import { isLive, leaseOf, type Lease } from '../lease.js';
-import { compareAndSet, conflict, liveEntry, safeKey, untilWritten } from './kv.js';
+import type { Bucket } from './bucket.js';
+import { conflict, safeKey, untilWritten } from './kv.js';
 import { Rosters } from './rosters.js';
 
 /** A stored record: its lease and the index keys it is listed under. */
@@ -21,7 +21,7 @@ interface Stored extends Lease {
 export class NatsPresence implements PresenceStore {
   private readonly rosters: Rosters;
 
-  constructor(private readonly bucket: () => KV) {
+  constructor(private readonly bucket: () => Bucket) {
     this.rosters = new Rosters(bucket);
   }
 
@@ -35,7 +35,7 @@ export class NatsPresence implements PresenceStore {
     const found = await this.read(id);
     if (!found || !isLive(found.value) || found.value.record !== expected) return false;
     const next = JSON.stringify(this.stored(record, indexes, ttlMs));
-    if ((await compareAndSet(() => this.bucket().update(recordKey(id), next, found.revision))) === conflict) return false;
+    if ((await this.bucket().writeIf(recordKey(id), next, found.revision)) === conflict) return false;
     await this.reindex(id, found.value.indexes, indexes);
     return true;
   }
@@ -61,7 +61,7 @@ export class NatsPresence implements PresenceStore {
       const found = await this.read(id);
       if (!found || !isLive(found.value)) return false;
       const renewed = JSON.stringify({ ...found.value, ...leaseOf(found.value.record, ttlMs) });
-      return compareAndSet(() => this.bucket().update(recordKey(id), renewed, found.revision));
+      return this.bucket().writeIf(recordKey(id), renewed, found.revision);
     });
   }
 
@@ -69,7 +69,7 @@ export class NatsPresence implements PresenceStore {
     const removed = await untilWritten(`removing ${id}`, async () => {
       const found = await this.read(id);
       if (!found) return undefined;
-      const deleted = await compareAndSet(() => this.bucket().delete(recordKey(id), { previousSeq: found.revision }));
+      const deleted = await this.bucket().deleteIf(recordKey(id), found.revision);
       return deleted === conflict ? conflict : found.value;
     });
     if (!removed) return undefined;
@@ -84,7 +84,7 @@ export class NatsPresence implements PresenceStore {
         const found = await this.read(id);
         if (!found || isLive(found.value, now)) return undefined;
         // A renewal or removal since the read changes the revision, and then the delete loses, as it should.
-        if ((await compareAndSet(() => this.bucket().delete(recordKey(id), { previousSeq: found.revision }))) === conflict) return undefined;
+        if ((await this.bucket().deleteIf(recordKey(id), found.revision)) === conflict) return undefined;
         await this.reindex(id, found.value.indexes, []);
         return found.value.record;
       }),
@@ -100,7 +100,7 @@ export class NatsPresence implements PresenceStore {
 
   async unlist(index: string, ids: readonly string[]): Promise<void> {
     // Checked again just before: a record written since the reader looked keeps its entry.
-    const reads = await Promise.all(ids.map((id) => liveEntry(this.bucket(), recordKey(id))));
+    const reads = await Promise.all(ids.map((id) => this.bucket().get(recordKey(id))));
     await Promise.all(ids.filter((_, i) => !reads[i]).map((id) => this.rosters.remove(index, id)));
   }
 
@@ -117,7 +117,7 @@ export class NatsPresence implements PresenceStore {
   }
 
   private async read(id: string): Promise<{ value: Stored; revision: number } | undefined> {
-    const entry = await liveEntry(this.bucket(), recordKey(id));
+    const entry = await this.bucket().get(recordKey(id));
     return entry && { value: entry.json<Stored>(), revision: entry.revision };
   }
 }

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { KV } from '@nats-io/kv';
-import { compareAndSet, conflict, type Conflict, untilWritten } from './kv.js';
+import type { Bucket } from './bucket.js';
+import { conflict, type Conflict, untilWritten } from './kv.js';
 
 /** A roster key's value: the ids themselves, or where they went when the roster grew. */
 type Stored = { ids: string[] } | { shards: number; split: string };
@@ -32,7 +32,7 @@ interface Pending {
 export class Rosters {
   private readonly queues = new Map<string, Pending[]>();
 
-  constructor(private readonly bucket: () => KV) {}
+  constructor(private readonly bucket: () => Bucket) {}
 
   add(index: string, id: string): Promise<void> {
     return this.enqueue(rosterKey(index), 'add', id);
@@ -45,14 +45,14 @@ export class Rosters {
   /** The ids of a roster, a key (the list, or one shard) at a time. */
   async *members(index: string): AsyncIterable<string[]> {
     const stored = await this.read(rosterKey(index));
-    if (!stored) return;
+    if (!stored.value) return;
     if ('ids' in stored.value) {
       if (stored.value.ids.length > 0) yield stored.value.ids;
       return;
     }
     for (let shard = 0; shard < stored.value.shards; shard++) {
       const part = await this.read(shardKey(rosterKey(index), stored.value.split, shard));
-      if (part && 'ids' in part.value && part.value.ids.length > 0) yield part.value.ids;
+      if (part.value && 'ids' in part.value && part.value.ids.length > 0) yield part.value.ids;
     }
   }
 
@@ -83,7 +83,7 @@ export class Rosters {
   private async apply(key: string, batch: Pending[]): Promise<true | Conflict> {
     const bucket = this.bucket();
     const stored = await this.read(key);
-    if (stored && 'shards' in stored.value) {
+    if (stored.value && 'shards' in stored.value) {
       const { shards, split } = stored.value;
       const byShard = new Map<number, Pending[]>();
       for (const change of batch) {
@@ -94,19 +94,17 @@ export class Rosters {
       await Promise.all([...byShard].map(([shard, changes]) => untilWritten(`changing roster ${key}`, () => this.applyToList(shardKey(key, split, shard), changes))));
       return true;
     }
-    const ids = changed(stored && 'ids' in stored.value ? stored.value.ids : [], batch);
-    if (ids.length > splitAt) return this.split(key, ids, stored?.revision);
-    if (ids.length === 0) return stored ? compareAndSet(() => bucket.delete(key, { previousSeq: stored.revision })) : true;
-    const value = JSON.stringify({ ids } satisfies Stored);
-    return compareAndSet(() => (stored ? bucket.update(key, value, stored.revision) : bucket.create(key, value)));
+    const ids = changed(stored.value && 'ids' in stored.value ? stored.value.ids : [], batch);
+    if (ids.length > splitAt) return this.split(key, ids, stored.revision);
+    if (ids.length === 0) return stored.value ? bucket.deleteIf(key, stored.revision) : true;
+    return bucket.writeIf(key, JSON.stringify({ ids } satisfies Stored), stored.revision);
   }
 
   private async applyToList(key: string, batch: Pending[]): Promise<true | Conflict> {
     const bucket = this.bucket();
     const stored = await this.read(key);
-    const ids = changed(stored && 'ids' in stored.value ? stored.value.ids : [], batch);
-    const value = JSON.stringify({ ids } satisfies Stored);
-    return compareAndSet(() => (stored ? bucket.update(key, value, stored.revision) : bucket.create(key, value)));
+    const ids = changed(stored.value && 'ids' in stored.value ? stored.value.ids : [], batch);
+    return bucket.writeIf(key, JSON.stringify({ ids } satisfies Stored), stored.revision);
   }
 
   /**
@@ -114,22 +112,21 @@ export class Rosters {
    * first key at them. Losing that last step to another writer leaves the
    * shards unused; they are removed again.
    */
-  private async split(key: string, ids: string[], revision: number | undefined): Promise<true | Conflict> {
+  private async split(key: string, ids: string[], revision: number): Promise<true | Conflict> {
     const bucket = this.bucket();
     const split = randomBytes(4).toString('hex');
     const parts = Array.from({ length: shardCount }, () => [] as string[]);
     for (const id of ids) parts[shardOf(id, shardCount)]!.push(id);
     await Promise.all(parts.map((part, shard) => bucket.put(shardKey(key, split, shard), JSON.stringify({ ids: part } satisfies Stored))));
     const marker = JSON.stringify({ shards: shardCount, split } satisfies Stored);
-    const pointed = await compareAndSet(() => (revision === undefined ? bucket.create(key, marker) : bucket.update(key, marker, revision)));
+    const pointed = await bucket.writeIf(key, marker, revision);
     if (pointed === conflict) await Promise.allSettled(parts.map((_, shard) => bucket.delete(shardKey(key, split, shard))));
     return pointed;
   }
 
-  private async read(key: string): Promise<{ value: Stored; revision: number } | undefined> {
-    const entry = await this.bucket().get(key);
-    if (!entry || entry.operation !== 'PUT') return undefined;
-    return { value: entry.json<Stored>(), revision: entry.revision };
+  private async read(key: string): Promise<{ value: Stored | undefined; revision: number }> {
+    const { entry, revision } = await this.bucket().read(key);
+    return { value: entry?.json<Stored>(), revision };
   }
 }
 

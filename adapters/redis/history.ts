@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connection.js';
 import type { EventHistory, HistoryRead, HistoryRetention } from '../../src/broker.js';
 
 /**
@@ -24,6 +24,9 @@ redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], sid .. '-0', 't', ARGV[1], 'p', A
 redis.call('PUBLISH', ARGV[4], '#' .. sid .. '|' .. ARGV[2])
 return sid`;
 
+/** A plain publish, run on the node of KEYS[1] (the history's slot); the key is only there to route it. */
+const publishBeside = `redis.call('PUBLISH', ARGV[1], ARGV[2])`;
+
 /** Splits what the subscriber connection received into the id and the payload of a history message. */
 export function parseHistoryMessage(message: string): { id?: number; payload: string } {
   if (!message.startsWith('#')) return { payload: message };
@@ -36,7 +39,7 @@ export class RedisHistory implements EventHistory {
   private readonly keys: [string, string];
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
     private readonly retention: Required<HistoryRetention>,
   ) {
@@ -44,6 +47,17 @@ export class RedisHistory implements EventHistory {
     this.keys = [`${prefix}{history}:seq`, `${prefix}{history}:events`];
     redis.defineCommand('history_publish', { numberOfKeys: 2, lua: publishWithHistory });
     redis.defineCommand('history_head', { numberOfKeys: 1, lua: historyHead });
+    redis.defineCommand('publish_beside_history', { numberOfKeys: 1, lua: publishBeside });
+  }
+
+  /**
+   * Publishes without history from the node that publishes with it. On a
+   * Redis Cluster a PUBLISH names no key and would go to any node, and two
+   * nodes relay to a subscriber over two links, which do not keep each
+   * other's order.
+   */
+  async publishBeside(channel: string, payload: string): Promise<void> {
+    await this.script('publish_beside_history')(this.keys[0], channel, payload);
   }
 
   async publish(topic: string, payload: string): Promise<number> {

@@ -1,11 +1,18 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, type RedisOptions } from 'ioredis';
 import { withDefaults, type Broker, type BrokerStatus, type CappedLists, type EventHistory, type HistoryRetention, type PresenceStore } from '../../src/broker.js';
+import { connectTo, parseRedisUrl, type RedisClient } from './connection.js';
 import { parseHistoryMessage, RedisHistory } from './history.js';
 import { RedisLists } from './lists.js';
 import { RedisPresence } from './presence.js';
 
 export interface RedisBrokerOptions {
-  /** `redis://[:password@]host[:port][/db]`. Default `redis://127.0.0.1:6379`. */
+  /**
+   * `redis://[:password@]host[:port][/db]` for one Redis,
+   * `redis+sentinel://host:port[,host:port…]/masterName` for the primary of a
+   * Sentinel setup (followed across failovers), or
+   * `redis+cluster://host:port[,host:port…]` for a Redis Cluster.
+   * Default `redis://127.0.0.1:6379`.
+   */
   url?: string;
   /** Put before every key and pub/sub channel, so several apps can share one Redis. Default `se:`. */
   prefix?: string;
@@ -21,19 +28,25 @@ const subscribeBatch = 512;
 /**
  * The Redis broker: topics are pub/sub channels (`{prefix}{topic}`), presence
  * and counters are keys. It holds two connections, one for commands and one
- * in subscriber mode. ioredis reconnects by itself and subscribes to every
- * channel again (`autoResubscribe`); this adapter reports the outage and the
- * recovery to the core.
+ * in subscriber mode, to one Redis, to the primary that Redis Sentinel names
+ * (a failover is a reconnect), or to a Redis Cluster (presence and lists
+ * spread over its slots; pub/sub is classic, which the cluster carries to
+ * every node; the history keys share one slot, as one sequence must, and
+ * every publish goes through that slot's node, so that one server's events
+ * keep their order across topics as they do on one Redis). ioredis
+ * reconnects by itself and subscribes to every channel again
+ * (`autoResubscribe`); this adapter reports the outage and the recovery to
+ * the core.
  */
 export class RedisBroker implements Broker {
   readonly name = 'redis';
   readonly presence: PresenceStore;
   readonly lists: CappedLists;
-  readonly history: EventHistory;
+  readonly history: RedisHistory;
   readonly url: string;
   private readonly prefix: string;
-  private readonly commands: Redis;
-  private readonly subscriber: Redis;
+  private readonly commands: RedisClient;
+  private readonly subscriber: RedisClient;
   private handler: (topic: string, payload: string, id?: number) => void = () => {};
   private statusHandler: (status: BrokerStatus) => void = () => {};
   private connected = false;
@@ -50,8 +63,9 @@ export class RedisBroker implements Broker {
       retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 500),
       ...options.redisOptions,
     };
-    this.commands = new Redis(this.url, redisOptions);
-    this.subscriber = new Redis(this.url, redisOptions);
+    const target = parseRedisUrl(this.url);
+    this.commands = connectTo(target, redisOptions);
+    this.subscriber = connectTo(target, redisOptions);
     this.presence = new RedisPresence(this.commands, this.prefix);
     this.lists = new RedisLists(this.commands, this.prefix);
     this.history = new RedisHistory(this.commands, this.prefix, withDefaults(options.history));
@@ -79,7 +93,8 @@ export class RedisBroker implements Broker {
   }
 
   async publish(topic: string, payload: string): Promise<void> {
-    await this.commands.publish(this.prefix + topic, payload);
+    if (this.commands instanceof Cluster) await this.history.publishBeside(this.prefix + topic, payload);
+    else await this.commands.publish(this.prefix + topic, payload);
   }
 
   async subscribe(topics: readonly string[]): Promise<void> {

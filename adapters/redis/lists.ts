@@ -1,10 +1,10 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connection.js';
 import type { CappedLists } from '../../src/broker.js';
 
 /** Lists as Redis lists, appended and trimmed in one transaction. */
 export class RedisLists implements CappedLists {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
   ) {}
 

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connection.js';
 import type { PresenceStore } from '../../src/broker.js';
 
 /** Lua that sets `now` to Redis's clock in milliseconds. */
@@ -15,9 +15,10 @@ local live = deadline and tonumber(deadline) > now
  * clock, `i` the index keys it is listed under), so every script touches one
  * key, and so one hash slot: the records spread over a Redis Cluster by
  * subscription. Index entries are sets of ids, one per index key (so they
- * spread by channel, user and session), changed after the record script, in
- * one pipeline. A record also gets a key expiry an hour past its lease, so
- * one that nobody removes does not stay for ever.
+ * spread by channel, user and session), changed after the record script.
+ * Commands issued together share a round trip (ioredis's auto-pipelining,
+ * per node on a cluster). A record also gets a key expiry an hour past its
+ * lease, so one that nobody removes does not stay for ever.
  */
 const scripts = {
   put: `${now}local previous = redis.call('HGET', KEYS[1], 'i')
@@ -54,7 +55,7 @@ const backstopMs = 3_600_000;
 /** The presence store on one connection; its scripts are defined on that connection. */
 export class RedisPresence implements PresenceStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
   ) {
     // Prefixed: a script named `get` would replace ioredis's own GET on this connection.
@@ -78,7 +79,7 @@ export class RedisPresence implements PresenceStore {
   }
 
   async getMany(ids: readonly string[]): Promise<Map<string, string>> {
-    const replies = await this.pipelined('get', ids.map((id) => [id]));
+    const replies = await Promise.all(ids.map((id) => this.run('get', id)));
     const found = new Map<string, string>();
     ids.forEach((id, i) => {
       const record = replies[i] as string | null;
@@ -100,16 +101,16 @@ export class RedisPresence implements PresenceStore {
 
   async takeExpired(ids: readonly string[]): Promise<string[]> {
     if (ids.length === 0) return [];
-    const replies = (await this.pipelined('takeExpired', ids.map((id) => [id]))) as Array<[string, string | null] | null>;
+    const replies = (await Promise.all(ids.map((id) => this.run('takeExpired', id)))) as Array<[string, string | null] | null>;
     const taken: string[] = [];
-    const unindexing = this.redis.pipeline();
+    const unindexing: Promise<unknown>[] = [];
     ids.forEach((id, i) => {
       const found = replies[i];
       if (!found) return;
       taken.push(found[0]);
-      for (const index of JSON.parse(found[1] ?? '[]') as string[]) unindexing.srem(this.indexKey(index), id);
+      for (const index of JSON.parse(found[1] ?? '[]') as string[]) unindexing.push(this.redis.srem(this.indexKey(index), id));
     });
-    if (unindexing.length > 0) await exec(unindexing);
+    await Promise.all(unindexing);
     return taken;
   }
 
@@ -127,19 +128,17 @@ export class RedisPresence implements PresenceStore {
   async unlist(index: string, ids: readonly string[]): Promise<void> {
     if (ids.length === 0) return;
     // Checked again just before: a record written since the reader looked keeps its entry.
-    const checks = this.redis.pipeline();
-    for (const id of ids) checks.exists(this.recordKey(id));
-    const exists = await exec(checks);
+    const exists = await Promise.all(ids.map((id) => this.redis.exists(this.recordKey(id))));
     const gone = ids.filter((_, i) => exists[i] === 0);
     if (gone.length > 0) await this.redis.srem(this.indexKey(index), ...gone);
   }
 
-  /** Moves `id` from the index keys it had to the ones it has now. */
+  /** Moves `id` from the index keys it had to the ones it has now (issued together: one round trip, per node on a cluster). */
   private async reindex(id: string, before: readonly string[], after: readonly string[]): Promise<void> {
-    const changes = this.redis.pipeline();
-    for (const index of after) if (!before.includes(index)) changes.sadd(this.indexKey(index), id);
-    for (const index of before) if (!after.includes(index)) changes.srem(this.indexKey(index), id);
-    if (changes.length > 0) await exec(changes);
+    await Promise.all([
+      ...after.filter((index) => !before.includes(index)).map((index) => this.redis.sadd(this.indexKey(index), id)),
+      ...before.filter((index) => !after.includes(index)).map((index) => this.redis.srem(this.indexKey(index), id)),
+    ]);
   }
 
   /** `{…}` is the hash tag: a Redis Cluster places a record by its id, an index by its key. */
@@ -156,17 +155,4 @@ export class RedisPresence implements PresenceStore {
     return script.call(this.redis, this.recordKey(id), ...args);
   }
 
-  /** The same script on many records in one round trip. */
-  private async pipelined(name: ScriptName, calls: Array<Array<string | number>>): Promise<unknown[]> {
-    const pipeline = this.redis.pipeline() as unknown as Record<string, Call> & { exec(): Promise<Array<[Error | null, unknown]> | null> };
-    for (const [id, ...args] of calls) pipeline[`presence_${name}`]!.call(pipeline, this.recordKey(String(id)), ...args);
-    return exec(pipeline);
-  }
-}
-
-/** Runs a pipeline and returns its replies, throwing the first error. */
-async function exec(pipeline: { exec(): Promise<Array<[Error | null, unknown]> | null> }): Promise<unknown[]> {
-  const results = (await pipeline.exec()) ?? [];
-  for (const [error] of results) if (error) throw error;
-  return results.map(([, value]) => value);
 }

@@ -10,8 +10,10 @@ import { createChatApp } from './app.js';
 const usage = `Usage: npm start -- [options]
 
   --port=1337              port to listen on (env PORT)
-  --redis=host[:port]      share a Redis with other instances, or a redis:// URL (env REDIS_URL, BROKER=redis)
-  --nats=host[:port]       share a NATS (with JetStream) instead, or a nats:// URL (env NATS_URL, BROKER=nats)
+  --redis=host[:port]      share a Redis with other instances, or a redis://, redis+sentinel://
+                           or redis+cluster:// URL (env REDIS_URL, BROKER=redis)
+  --nats=host[:port]       share a NATS (with JetStream) instead, or nats:// URLs, comma-separated
+                           for a cluster (env NATS_URL, BROKER=nats)
   --background=URL|file    the page's background image, to tell instances apart
   --cors=origin,...        let pages on these origins use every route, with credentials (env CORS_ORIGINS)
   --help                   this text`;
@@ -85,8 +87,9 @@ function readConfig(argv: string[], env: NodeJS.ProcessEnv): Config | undefined 
 /** `host`, `host:port` or a full URL, with the scheme's default port. */
 function brokerUrl(scheme: 'redis' | 'nats', value: string | undefined, defaultPort: number): string {
   const text = value?.trim() || '127.0.0.1';
-  if (/^[a-z]+s?:\/\//.test(text)) {
-    if (!text.startsWith(`${scheme}://`) && !text.startsWith(`${scheme}s://`) && !(scheme === 'nats' && text.startsWith('tls://'))) {
+  if (/^[a-z+]+:\/\//.test(text)) {
+    const schemes = scheme === 'redis' ? ['redis://', 'rediss://', 'redis+sentinel://', 'redis+cluster://'] : ['nats://', 'tls://'];
+    if (!schemes.some((prefix) => text.startsWith(prefix))) {
       throw new UsageError(`--${scheme} takes host[:port] or a ${scheme}:// URL, not '${text}'`);
     }
     return text;

@@ -54,13 +54,14 @@ export function presenceContract(factory: ClusterFactory): void {
 
   test(name('touch renews a live lease, and after expiry renews nothing; an expired record is not found'), async (t) => {
     const [a, b] = await connections(t, factory);
-    await a!.presence.put('t1', 'beating', ['ch.t'], 400);
+    // Leases of a second, renewed every 300 ms: wide enough for a loaded machine, four renewals outlive the first.
+    await a!.presence.put('t1', 'beating', ['ch.t'], 1000);
     for (let i = 0; i < 4; i++) {
-      await delay(200);
-      t.true(await b!.presence.touch('t1', 400), `renewal ${i + 1}`);
+      await delay(300);
+      t.true(await b!.presence.touch('t1', 1000), `renewal ${i + 1}`);
     }
     t.is(await a!.presence.get('t1'), 'beating', 'kept alive past its first lease');
-    await delay(600);
+    await delay(1500);
     t.false(await b!.presence.touch('t1', 5000), 'too late');
     t.is(await a!.presence.get('t1'), undefined, 'touch did not revive it');
     t.is((await a!.presence.getMany(['t1'])).size, 0, 'nor does getMany see it');

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 
-export { findBinary, freePort, startNats, startRedis, type BrokerProcess } from '../../scripts/broker-processes.js';
+export { findBinary, freePort, startNats, startNatsCluster, startRedis, startRedisCluster, startRedisSentinel, type BrokerCluster, type BrokerProcess } from '../../scripts/broker-processes.js';
 
 /** A server-events server in its own OS process (test/fixtures/server-process.ts). */
 export interface ServerProcess {

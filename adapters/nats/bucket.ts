@@ -1,0 +1,109 @@
+import { randomUUID } from 'node:crypto';
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import type { KV, KvEntry } from '@nats-io/kv';
+import { headers, type NatsConnection } from '@nats-io/transport-node';
+import { conflict, throughElections, type CallBudget, type Conflict } from './kv.js';
+
+/** A key as last written: its value when it holds one, and the revision that a conditional write names. */
+export interface KeyState {
+  /** The entry, when the key holds a value (not when it was deleted or never written). */
+  entry: KvEntry | undefined;
+  /** The sequence of the key's last message, a delete marker included; 0 for a key never written. */
+  revision: number;
+}
+
+/**
+ * A JetStream key/value bucket whose conditional writes hold on a cluster.
+ *
+ * A write names the revision it read (`Nats-Expected-Last-Subject-Sequence`).
+ * On a replicated stream, nats-server before 2.9.21 checks that against the
+ * stored messages only, not against writes still being agreed on, so two
+ * writers that read the same revision could both succeed (nats-server issue
+ * 4320; the Debian package is 2.9.10). Each conditional write also carries a
+ * message id made of the key and that revision: writers that read the same
+ * revision send the same id, and JetStream's duplicate check, which does
+ * count writes in flight, keeps only the first. An id never repeats: every
+ * revision is a stream sequence, and 0 only comes back for a key whose
+ * history has gone, which takes longer than the duplicate window (2 minutes,
+ * or the bucket's age limit when shorter).
+ *
+ * Every call is tried again for a moment while the bucket's stream has no
+ * leader (`throughElections`), so that losing the node that led it is a
+ * pause, not an error.
+ */
+export class Bucket {
+  private readonly js: JetStreamClient;
+  private jsm: Promise<JetStreamManager> | undefined;
+
+  constructor(
+    readonly kv: KV,
+    private readonly nc: NatsConnection,
+    private readonly name: string,
+    private readonly budget: CallBudget,
+  ) {
+    // A second per attempt: an attempt sent to a leader that has just gone is retried, not waited out.
+    this.js = jetstream(nc, { timeout: 1000 });
+  }
+
+  async read(key: string): Promise<KeyState> {
+    const entry = await throughElections(this.budget, () => this.kv.get(key));
+    if (!entry) return { entry: undefined, revision: 0 };
+    return { entry: entry.operation === 'PUT' ? entry : undefined, revision: entry.revision };
+  }
+
+  /** The key's value, when it holds one. */
+  async get(key: string): Promise<KvEntry | undefined> {
+    return (await this.read(key)).entry;
+  }
+
+  /** Writes whatever was there before. */
+  async put(key: string, value: string): Promise<void> {
+    await throughElections(this.budget, () => this.kv.put(key, value));
+  }
+
+  /** Deletes whatever was there before. */
+  async delete(key: string): Promise<void> {
+    await throughElections(this.budget, () => this.kv.delete(key));
+  }
+
+  /** Writes `value` if the key is still at `revision`; `conflict` when another writer got there first. */
+  writeIf(key: string, value: string, revision: number): Promise<true | Conflict> {
+    return this.conditional(key, value, revision, false);
+  }
+
+  /** Deletes the key if it is still at `revision`; `conflict` when another writer got there first. */
+  deleteIf(key: string, revision: number): Promise<true | Conflict> {
+    return this.conditional(key, '', revision, true);
+  }
+
+  private async conditional(key: string, value: string, revision: number, remove: boolean): Promise<true | Conflict> {
+    const h = headers();
+    if (remove) h.set('KV-Operation', 'DEL');
+    // Tells this write from another writer's with the same message id, should a repeat come back a duplicate.
+    const attempt = randomUUID();
+    h.set(attemptHeader, attempt);
+    let tries = 0;
+    try {
+      const ack = await throughElections(this.budget, (timeout) => {
+        tries++;
+        return this.js.publish(`$KV.${this.name}.${key}`, value, { headers: h, msgID: `${key}@${revision}`, expect: { lastSubjectSequence: revision }, timeout });
+      });
+      if (!ack.duplicate) return true;
+      // A first try that is a duplicate lost to another writer. A repeat may be a duplicate of this
+      // write's own earlier try, stored although its answer never came: the stored message says which.
+      return tries > 1 && (await this.storedAttempt(ack.seq)) === attempt ? true : conflict;
+    } catch (error) {
+      if (/wrong last sequence|key exists/i.test((error as Error).message)) return conflict;
+      throw error;
+    }
+  }
+
+  private async storedAttempt(sequence: number): Promise<string | undefined> {
+    this.jsm ??= jetstreamManager(this.nc);
+    const jsm = await this.jsm;
+    const stored = await throughElections(this.budget, () => jsm.streams.getMessage(`KV_${this.name}`, { seq: sequence }));
+    return stored?.header?.get(attemptHeader) || undefined;
+  }
+}
+
+const attemptHeader = 'Se-Attempt';

@@ -1,0 +1,8 @@
+import { conformanceSuite } from '../../conformance/index.js';
+import { contractSuite } from '../../contract/index.js';
+import { withBrokerCluster } from '../../helpers/broker-servers.js';
+
+withBrokerCluster('nats-cluster', (factory) => {
+  contractSuite(factory);
+  conformanceSuite(factory);
+});

@@ -1,0 +1,8 @@
+import { conformanceSuite } from '../../conformance/index.js';
+import { contractSuite } from '../../contract/index.js';
+import { withBrokerCluster } from '../../helpers/broker-servers.js';
+
+withBrokerCluster('redis-sentinel', (factory) => {
+  contractSuite(factory);
+  conformanceSuite(factory);
+});
