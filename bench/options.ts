@@ -7,7 +7,7 @@ import type { SystemId } from './systems.js';
 
 export const scenarioIds = ['fanout', 'hop', 'capacity', 'scale'] as const;
 export type ScenarioId = (typeof scenarioIds)[number];
-const systemIds: SystemId[] = ['memory', 'redis', 'nats', 'floor', 'socketio'];
+const systemIds: SystemId[] = ['memory', 'redis', 'nats', 'nats-cluster', 'redis-cluster', 'floor', 'socketio'];
 
 export interface BenchOptions {
   scenarios: ScenarioId[];
@@ -29,7 +29,8 @@ export interface BenchOptions {
 
 export const usage = `Usage: npm run bench [-- flags]
 
-Measures server-events on the memory, Redis and NATS brokers next to a raw
+Measures server-events on the memory, Redis and NATS brokers (and, in the
+fan-out, on a 3-node NATS cluster and a 3-master Redis Cluster) next to a raw
 node:http + ioredis floor and socket.io with its Redis adapter, in one run.
 
 Scenarios (--scenarios, default all):
@@ -42,7 +43,7 @@ Scenarios (--scenarios, default all):
             a heartbeat and the fan-out of one join, as ratios to the first step
 
 Flags (default):
-  --systems LIST           memory,redis,nats,floor,socketio
+  --systems LIST           memory,redis,nats,nats-cluster,redis-cluster,floor,socketio
   --servers K              3     app servers in the fan-out
   --subscribers N          1500  SSE (or socket.io) subscribers
   --rate R                 20    messages per second in the measured window

@@ -6,7 +6,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { findBinary, startNats, startRedis, type BrokerProcess } from '../scripts/broker-processes.js';
+import { findBinary, startNats, startNatsCluster, startRedis, startRedisCluster, type BrokerProcess } from '../scripts/broker-processes.js';
 import { machine } from './machine.js';
 import { parseOptions, usage, UsageError, type BenchOptions } from './options.js';
 import { progressDone } from './progress.js';
@@ -15,7 +15,7 @@ import { failures, markdownReport, type BenchResults, type Outcome } from './rep
 import { runCapacity } from './scenarios/capacity.js';
 import { runLatency } from './scenarios/latency.js';
 import { runScale } from './scenarios/scale.js';
-import { brokerOf, systems, type BrokerUrls, type System } from './systems.js';
+import { brokerOf, systems, type BrokerId, type BrokerUrls, type System } from './systems.js';
 
 function fail(message: string): never {
   progressDone();
@@ -23,14 +23,15 @@ function fail(message: string): never {
   process.exit(2);
 }
 
-const brokerBinaries = { redis: 'redis-server', nats: 'nats-server' } as const;
+const brokerBinaries: Record<BrokerId, string> = { redis: 'redis-server', nats: 'nats-server', 'nats-cluster': 'nats-server', 'redis-cluster': 'redis-server' };
 
 /** Finds every broker binary the run needs before starting any, so that a missing one leaves nothing behind. */
-function findBrokerBinaries(kinds: Array<'redis' | 'nats'>): Partial<Record<'redis' | 'nats', string>> {
-  const found: Partial<Record<'redis' | 'nats', string>> = {};
+function findBrokerBinaries(kinds: BrokerId[]): Partial<Record<BrokerId, string>> {
+  const found: Partial<Record<BrokerId, string>> = {};
   for (const kind of kinds) {
     const binary = findBinary(brokerBinaries[kind]);
     if (!binary) fail(`${brokerBinaries[kind]} is not installed (on Debian: apt-get install ${brokerBinaries[kind]})`);
+    if (kind === 'redis-cluster' && !findBinary('redis-cli')) fail('redis-cli is not installed (on Debian: apt-get install redis-tools)');
     found[kind] = binary;
   }
   return found;
@@ -47,13 +48,13 @@ async function attempt<T>(run: () => Promise<T>): Promise<Outcome<T>> {
   }
 }
 
-async function runAll(options: BenchOptions, brokers: BrokerUrls, pids: Record<'redis' | 'nats', number | undefined>): Promise<BenchResults> {
+async function runAll(options: BenchOptions, brokers: BrokerUrls, pids: Partial<Record<BrokerId, number[]>>): Promise<BenchResults> {
   const chosen = options.systems.map((id) => systems[id]);
   let clusters = 0;
   const prefix = () => `bench${Date.now().toString(36)}${clusters++}`;
-  const brokerPid = (system: System) => {
+  const brokerPids = (system: System) => {
     const broker = brokerOf(system.id);
-    return broker && pids[broker];
+    return (broker && pids[broker]) || [];
   };
   const results: BenchResults = { startedAt: new Date().toISOString(), machine: machine(), options, fanout: {}, hop: {}, capacity: {}, scale: {} };
 
@@ -74,7 +75,7 @@ async function runAll(options: BenchOptions, brokers: BrokerUrls, pids: Record<'
                 ? { stepS: options.saturationStepS, factor: options.saturationFactor, maxSteps: options.saturationSteps, p99LimitMs: options.p99LimitMs }
                 : undefined,
             brokers,
-            brokerPid: brokerPid(system),
+            brokerPids: brokerPids(system),
             prefix: prefix(),
           },
           `fan-out ${system.label}`,
@@ -82,8 +83,10 @@ async function runAll(options: BenchOptions, brokers: BrokerUrls, pids: Record<'
       );
     }
   }
+  // The clusters are measured where they differ: across servers, next to the single-process brokers.
+  const single = chosen.filter((candidate) => !candidate.clustered);
   if (options.scenarios.includes('hop')) {
-    for (const system of chosen) {
+    for (const system of single) {
       results.hop[system.id] = await attempt(() =>
         runLatency(
           system,
@@ -95,7 +98,7 @@ async function runAll(options: BenchOptions, brokers: BrokerUrls, pids: Record<'
             padBytes: options.padBytes,
             threads: options.threads,
             brokers,
-            brokerPid: brokerPid(system),
+            brokerPids: brokerPids(system),
             prefix: prefix(),
           },
           `broker hop ${system.label}`,
@@ -104,7 +107,7 @@ async function runAll(options: BenchOptions, brokers: BrokerUrls, pids: Record<'
     }
   }
   if (options.scenarios.includes('capacity')) {
-    for (const system of chosen) {
+    for (const system of single) {
       results.capacity[system.id] = await attempt(() =>
         runCapacity(system, { connections: options.connections, threads: options.threads, brokers, prefix: prefix() }, `capacity ${system.label}`),
       );
@@ -139,13 +142,32 @@ async function main(): Promise<void> {
       void disposeBrokers().finally(() => process.exit(130));
     });
   }
-  const redis = binaries.redis ? await startRedis(binaries.redis) : undefined;
-  if (redis) brokers.push(redis);
-  const nats = binaries.nats ? await startNats(binaries.nats) : undefined;
-  if (nats) brokers.push(nats);
+  const urls: BrokerUrls = { redis: '', nats: '', 'nats-cluster': '', 'redis-cluster': '' };
+  const pids: Partial<Record<BrokerId, number[]>> = {};
+  const own = (kind: BrokerId, url: string, processes: BrokerProcess[]) => {
+    urls[kind] = url;
+    pids[kind] = processes.map((p) => p.pid).filter((pid) => pid !== undefined);
+  };
+  if (binaries.redis) {
+    const redis = await startRedis(binaries.redis);
+    brokers.push(redis);
+    own('redis', redis.url, [redis]);
+  }
+  if (binaries.nats) {
+    const nats = await startNats(binaries.nats);
+    brokers.push(nats);
+    own('nats', nats.url, [nats]);
+  }
+  for (const kind of ['nats-cluster', 'redis-cluster'] as const) {
+    const binary = binaries[kind];
+    if (!binary) continue;
+    const cluster = await (kind === 'nats-cluster' ? startNatsCluster(binary) : startRedisCluster(binary));
+    brokers.push({ dispose: () => cluster.dispose() } as BrokerProcess);
+    own(kind, cluster.url, cluster.nodes);
+  }
   const started = Date.now();
   try {
-    const results = await runAll(options, { redis: redis?.url ?? '', nats: nats?.url ?? '' }, { redis: redis?.pid, nats: nats?.pid });
+    const results = await runAll(options, urls, pids);
     results.seconds = Math.round((Date.now() - started) / 1000);
     const report = markdownReport(results);
     console.log(report);

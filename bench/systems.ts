@@ -5,23 +5,26 @@
 import type { ServerSpec } from './cluster.js';
 import type { ClientKind } from './load/worker.js';
 
-export type SystemId = 'memory' | 'redis' | 'nats' | 'floor' | 'socketio';
+export type SystemId = 'memory' | 'redis' | 'nats' | 'nats-cluster' | 'redis-cluster' | 'floor' | 'socketio';
+
+/** What a system's messages cross: a broker server, or a cluster of the broker's own. */
+export type BrokerId = 'redis' | 'nats' | 'nats-cluster' | 'redis-cluster';
 
 export interface System {
   id: SystemId;
   label: string;
   /** The memory broker lives inside one process, so it has no cross-server run. */
   crossServer: boolean;
+  /** On a broker cluster: measured in the fan-out across servers only, next to the single-process brokers. */
+  clustered?: boolean;
   client: ClientKind;
   spec(brokers: BrokerUrls, prefix: string): ServerSpec;
   /** The URL a subscriber connects to on the server at `port`. */
   target(port: number): string;
 }
 
-export interface BrokerUrls {
-  redis: string;
-  nats: string;
-}
+/** Where each broker the run started answers ('' when the run needs none). */
+export type BrokerUrls = Record<BrokerId, string>;
 
 const project = (broker: 'memory' | 'redis' | 'nats'): System => ({
   id: broker,
@@ -41,10 +44,34 @@ const project = (broker: 'memory' | 'redis' | 'nats'): System => ({
   target: (port) => `http://127.0.0.1:${port}/event-stream?channels=bench`,
 });
 
+/** server-events on one of the brokers' own clusters: three NATS nodes (streams and buckets in 3 replicas), or a Redis Cluster of three masters. */
+const clustered = (id: 'nats-cluster' | 'redis-cluster'): System => ({
+  id,
+  label: id === 'nats-cluster' ? 'server-events (NATS cluster, 3 nodes)' : 'server-events (Redis Cluster, 3 masters)',
+  crossServer: true,
+  clustered: true,
+  client: 'sse',
+  spec: (brokers, prefix) => {
+    const redis = id === 'redis-cluster';
+    return {
+      program: 'project',
+      env: {
+        BROKER: redis ? 'redis' : 'nats',
+        REDIS_URL: redis ? brokers[id] : '',
+        NATS_URL: redis ? '' : brokers[id],
+        BROKER_PREFIX: redis ? `${prefix}:` : prefix,
+      },
+    };
+  },
+  target: (port) => `http://127.0.0.1:${port}/event-stream?channels=bench`,
+});
+
 export const systems: Record<SystemId, System> = {
   memory: project('memory'),
   redis: project('redis'),
   nats: project('nats'),
+  'nats-cluster': clustered('nats-cluster'),
+  'redis-cluster': clustered('redis-cluster'),
   floor: {
     id: 'floor',
     label: 'floor (node:http + ioredis)',
@@ -63,8 +90,8 @@ export const systems: Record<SystemId, System> = {
   },
 };
 
-/** Which broker process a system's messages cross, for its CPU time. */
-export function brokerOf(id: SystemId): 'redis' | 'nats' | undefined {
-  if (id === 'nats') return 'nats';
+/** Which broker a system's messages cross, for its CPU time. */
+export function brokerOf(id: SystemId): BrokerId | undefined {
+  if (id === 'nats' || id === 'nats-cluster' || id === 'redis-cluster') return id;
   return id === 'memory' ? undefined : 'redis';
 }

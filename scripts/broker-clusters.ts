@@ -9,6 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import net from 'node:net';
 import { Redis } from 'ioredis';
 import { findBinary, freePort, ownProcess, type BrokerProcess } from './broker-processes.js';
 
@@ -54,7 +55,10 @@ export async function startNatsCluster(binary: string, size = 3): Promise<Broker
     );
   }
   // JetStream needs a meta leader before it takes streams and buckets.
-  await waitForJetStream(nodes.map((node) => node.url));
+  await waitForJetStream(nodes.map((node) => node.url)).catch(async (error: unknown) => {
+    await disposeAll(nodes, folder);
+    throw error;
+  });
   return { url: nodes.map((node) => node.url).join(','), nodes, sentinels: [], dispose: () => disposeAll(nodes, folder) };
 }
 
@@ -80,19 +84,32 @@ async function waitForJetStream(urls: string[]): Promise<void> {
   }
 }
 
+export interface SentinelOptions {
+  /** The master name the sentinels monitor. Default `mymaster`. */
+  name?: string;
+  /**
+   * The port everyone (sentinels, the replica, clients) knows the primary
+   * by: one of the caller's, such as a relay a fault test can cut, in front
+   * of the primary's own. Default: the primary's own.
+   */
+  primaryVia?: (primaryPort: number) => Promise<number>;
+}
+
 /** A Redis primary and one replica, watched by three sentinels that fail over within a couple of seconds. */
-export async function startRedisSentinel(binary: string, name = 'mymaster'): Promise<BrokerCluster> {
+export async function startRedisSentinel(binary: string, options: SentinelOptions = {}): Promise<BrokerCluster> {
+  const name = options.name ?? 'mymaster';
   const folder = mkdtempSync(join(tmpdir(), 'se-sentinel-'));
   const redisArgs = (port: number) => ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', folder];
   const primary = await ownProcess((port) => `redis://127.0.0.1:${port}`, binary, redisArgs);
-  const replica = await ownProcess((port) => `redis://127.0.0.1:${port}`, binary, (port) => [...redisArgs(port), '--replicaof', '127.0.0.1', String(primary.port)]);
+  const primaryPort = options.primaryVia ? await options.primaryVia(primary.port) : primary.port;
+  const replica = await ownProcess((port) => `redis://127.0.0.1:${port}`, binary, (port) => [...redisArgs(port), '--replicaof', '127.0.0.1', String(primaryPort)]);
   const sentinels: BrokerProcess[] = [];
   for (let i = 0; i < 3; i++) {
     const config = join(folder, `sentinel${i}.conf`);
     writeFileSync(
       config,
       [
-        `sentinel monitor ${name} 127.0.0.1 ${primary.port} 2`,
+        `sentinel monitor ${name} 127.0.0.1 ${primaryPort} 2`,
         `sentinel down-after-milliseconds ${name} 1000`,
         `sentinel failover-timeout ${name} 3000`,
         `sentinel parallel-syncs ${name} 1`,
@@ -101,15 +118,47 @@ export async function startRedisSentinel(binary: string, name = 'mymaster'): Pro
     );
     sentinels.push(await ownProcess((port) => `redis://127.0.0.1:${port}`, binary, (port) => [config, '--sentinel', '--port', String(port), '--bind', '127.0.0.1']));
   }
-  await waitUntil(async () => (await infoOf(replica.port, 'replication')).includes('master_link_status:up'), 'the replica to follow the primary');
+  await waitUntil(async () => (await infoOf(replica.port, 'replication')).includes('master_link_status:up'), 'the replica to follow the primary').catch(async (error: unknown) => {
+    await disposeAll([...sentinels, replica, primary], folder);
+    throw error;
+  });
   const url = `redis+sentinel://${sentinels.map((s) => `127.0.0.1:${s.port}`).join(',')}/${name}`;
   return { url, nodes: [primary, replica], sentinels, dispose: () => disposeAll([...sentinels, replica, primary], folder) };
+}
+
+/**
+ * A free port for a Redis Cluster node: its cluster bus listens 10,000
+ * above it, so the port must be at most 55,535 and that one free too.
+ */
+async function clusterNodePort(): Promise<number> {
+  for (;;) {
+    const port = await freePort();
+    if (port <= 55_535 && (await isFree(port + 10_000))) return port;
+  }
+}
+
+function isFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
 }
 
 /** A Redis Cluster of three masters without replicas, all 16,384 slots assigned. */
 export async function startRedisCluster(binary: string, size = 3): Promise<BrokerCluster> {
   const folder = mkdtempSync(join(tmpdir(), 'se-rcluster-'));
   const nodes: BrokerProcess[] = [];
+  try {
+    return await formRedisCluster(binary, size, folder, nodes);
+  } catch (error) {
+    // Nothing half-made stays behind: the caller has no cluster to dispose of.
+    await disposeAll(nodes, folder);
+    throw error;
+  }
+}
+
+async function formRedisCluster(binary: string, size: number, folder: string, nodes: BrokerProcess[]): Promise<BrokerCluster> {
   for (let i = 0; i < size; i++) {
     const dir = join(folder, `node${i + 1}`);
     mkdirSync(dir);
@@ -118,6 +167,9 @@ export async function startRedisCluster(binary: string, size = 3): Promise<Broke
         (port) => `redis://127.0.0.1:${port}`,
         binary,
         (port) => ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000'],
+        () => {},
+        () => {},
+        await clusterNodePort(),
       ),
     );
   }

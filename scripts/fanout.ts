@@ -2,17 +2,30 @@
  * `npm run fanout`: three Chat instances on ports 1337, 2337 and 3337 that
  * talk through one Redis (or, with --nats, one NATS), each with its own
  * background. When nothing answers at the broker address and the server is
- * installed, a private one is started for the run. Ctrl-C stops everything.
+ * installed, a private one is started for the run. With --nats-cluster,
+ * --redis-sentinel or --redis-cluster, the broker's own cluster is started
+ * on free loopback ports for the run. Ctrl-C stops everything.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { parseArgs } from 'node:util';
-import { findBinary, startNats, startRedis } from './broker-processes.js';
+import { findBinary, startNats, startNatsCluster, startRedis, startRedisCluster, startRedisSentinel, type BrokerCluster } from './broker-processes.js';
 
 const ports = [1337, 2337, 3337];
 const usage = `Usage: npm run fanout [-- --nats] [-- --redis=redis://host:port | --nats=nats://host:port]
+       npm run fanout -- --nats-cluster | --redis-sentinel | --redis-cluster
 
-Starts Chat on ports ${ports.join(', ')}, all sharing one broker (Redis by default).`;
+Starts Chat on ports ${ports.join(', ')}, all sharing one broker (Redis by default),
+or a cluster of the broker's own started for the run: three NATS nodes with
+JetStream, a Redis primary with a replica and three sentinels, or a Redis
+Cluster of three masters.`;
+
+const topologies = {
+  'nats-cluster': { kind: 'nats', binary: 'nats-server', start: startNatsCluster },
+  'redis-sentinel': { kind: 'redis', binary: 'redis-server', start: (binary: string) => startRedisSentinel(binary) },
+  'redis-cluster': { kind: 'redis', binary: 'redis-server', start: startRedisCluster },
+} as const;
+type Topology = keyof typeof topologies;
 
 const children: ChildProcess[] = [];
 const cleanups: Array<() => Promise<void>> = [];
@@ -51,6 +64,23 @@ function reachable(url: string): Promise<boolean> {
   });
 }
 
+/** Starts one of the brokers' own clusters for this run, or says why it cannot. */
+async function startPrivateCluster(topology: Topology): Promise<string> {
+  const { binary: name, start } = topologies[topology];
+  const binary = findBinary(name);
+  if (!binary) fail(`${name} is not installed (on Debian: apt-get install ${name})`);
+  if (name === 'redis-server' && !findBinary('redis-cli')) fail('redis-cli is not installed (on Debian: apt-get install redis-tools)');
+  let cluster: BrokerCluster;
+  try {
+    cluster = await start(binary);
+  } catch (error) {
+    fail(`cannot start the ${topology}: ${(error as Error).message}`);
+  }
+  cleanups.push(() => cluster.dispose());
+  console.log(`fanout: started a ${topology} for this run: ${cluster.url}`);
+  return cluster.url;
+}
+
 /** Starts a private broker server for this run, or says why it cannot. */
 async function startPrivateBroker(kind: 'redis' | 'nats'): Promise<string> {
   const name = kind === 'redis' ? 'redis-server' : 'nats-server';
@@ -65,11 +95,27 @@ async function startPrivateBroker(kind: 'redis' | 'nats'): Promise<string> {
 async function main(): Promise<void> {
   let values;
   try {
-    ({ values } = parseArgs({ options: { redis: { type: 'string' }, nats: { type: 'string' }, help: { type: 'boolean', short: 'h' } } }));
+    ({ values } = parseArgs({
+      options: {
+        redis: { type: 'string' },
+        nats: { type: 'string' },
+        'nats-cluster': { type: 'boolean' },
+        'redis-sentinel': { type: 'boolean' },
+        'redis-cluster': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
   } catch (error) {
     fail(`${(error as Error).message} (see --help)`);
   }
   if (values.help) return void console.log(usage);
+  const chosen = (Object.keys(topologies) as Topology[]).filter((topology) => values[topology]);
+  const brokers = chosen.length + (values.redis !== undefined ? 1 : 0) + (values.nats !== undefined ? 1 : 0);
+  if (brokers > 1) fail('choose one of --redis, --nats, --nats-cluster, --redis-sentinel and --redis-cluster');
+  if (chosen.length === 1) {
+    const topology = chosen[0]!;
+    return run(topologies[topology].kind, await startPrivateCluster(topology));
+  }
   const kind = values.nats !== undefined ? 'nats' : 'redis';
   const given = kind === 'nats' ? values.nats || process.env.NATS_URL : values.redis || process.env.REDIS_URL;
   let url = given || (kind === 'nats' ? 'nats://127.0.0.1:4222' : 'redis://127.0.0.1:6379');
@@ -78,7 +124,11 @@ async function main(): Promise<void> {
     if (given) fail(`cannot reach ${kind} at ${url}`);
     url = await startPrivateBroker(kind);
   }
+  return run(kind, url);
+}
 
+/** Starts the three instances on `url` and waits until each serves. */
+async function run(kind: 'redis' | 'nats', url: string): Promise<void> {
   process.once('SIGINT', () => stop(0));
   process.once('SIGTERM', () => stop(0));
   const ready = ports.map(

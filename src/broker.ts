@@ -65,9 +65,13 @@ export interface Broker {
    * Sets the one function that receives every payload for a subscribed topic,
    * with its history id when it was published through `history`. It is
    * called synchronously from the adapter's reader and must not block; it
-   * never receives topics this connection is not subscribed to.
+   * never receives topics this connection is not subscribed to. `late` marks
+   * an event the history took a while ago that live delivery may have
+   * skipped (NATS: a stream that changed leader stores what its old leader
+   * was sent without republishing it); the adapter hands it over once, and
+   * only to a connection that has not had it.
    */
-  onMessage(handler: (topic: string, payload: string, id?: number) => void): void;
+  onMessage(handler: (topic: string, payload: string, id?: number, late?: boolean) => void): void;
 
   /**
    * Sets the one function told when the connection to the backend is lost
@@ -103,6 +107,14 @@ export interface Broker {
    * Optional.
    */
   limitCallsTo?(ms: number): void;
+
+  /**
+   * The bound on a call this backend needs by default, asked once it is
+   * connected: a replicated NATS stream takes several seconds to elect a new
+   * leader after losing a node, and calls must outlast that rather than fail.
+   * An app's own `brokerTimeoutMs` wins. Optional: 3,000 ms without it.
+   */
+  preferredTimeoutMs?(): number | undefined;
 
   /**
    * Returns the next value of a cluster-wide counter named `name`, starting

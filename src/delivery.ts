@@ -130,8 +130,12 @@ export class Delivery {
     this.lagListeners.push(listener);
   }
 
-  /** What the broker hands over: a notification for the streams here that match, or a control for one of them. */
-  receive(topic: string, payload: string, id?: number): void {
+  /**
+   * What the broker hands over: a notification for the streams here that
+   * match, or a control for one of them. A `late` one goes to the streams
+   * that were open when it was published, even those already past its id.
+   */
+  receive(topic: string, payload: string, id?: number, late = false): void {
     this.core.counters.brokerMessagesReceived++;
     let envelope: Envelope;
     try {
@@ -149,10 +153,13 @@ export class Delivery {
     const { selector, body, channel, filter, at } = envelope;
     let delivered = 0;
     for (const sub of members) {
-      if (filter === undefined || sub.hasChannel(filter)) {
-        sub.deliver(id, selector, body, channel);
-        delivered++;
+      if (filter !== undefined && !sub.hasChannel(filter)) continue;
+      if (late && id !== undefined) {
+        if (sub.deliverLate(id, selector, body, channel)) delivered++;
+        continue;
       }
+      sub.deliver(id, selector, body, channel);
+      delivered++;
     }
     // Once per message and server, after the last local write: the servers' clocks must agree for this to mean much.
     if (at !== undefined && delivered > 0) for (const listener of this.lagListeners) listener(Date.now() - at);

@@ -23,7 +23,7 @@ export interface GuardEvents {
  * Wraps a broker so that every operation on it (and on its presence store,
  * history and lists) takes at most `timeoutMs`, and so that a stall is
  * noticed even while nothing waits on the broker: a ping (`Broker.ping`, or
- * a cheap read) goes out every `pingEveryMs` with the same bound. Once
+ * a cheap read) goes out every half of the bound, with the same bound. Once
  * stalled, every call fails at once, so that requests answer 503 in no time
  * and nothing piles up for a frozen broker to carry out when it wakes, until
  * a ping goes through again. The adapters' own reconnect logic is left as it
@@ -38,13 +38,20 @@ export class GuardedBroker implements Broker {
   private pinging: NodeJS.Timeout | undefined;
   private events: GuardEvents = { stalled: () => {}, answering: () => {} };
 
+  private timeoutMs: number;
+
+  /**
+   * @param chosenTimeoutMs the app's `brokerTimeoutMs`; when unset, what the
+   *   broker asks for once connected (`Broker.preferredTimeoutMs`), else `defaultTimeoutMs`
+   */
   constructor(
     readonly inner: Broker,
-    private readonly timeoutMs: number,
-    private readonly pingEveryMs = Math.max(100, Math.floor(timeoutMs / 2)),
+    private readonly chosenTimeoutMs: number | undefined,
+    private readonly defaultTimeoutMs: number,
   ) {
     this.name = inner.name;
-    inner.limitCallsTo?.(timeoutMs);
+    this.timeoutMs = chosenTimeoutMs ?? defaultTimeoutMs;
+    inner.limitCallsTo?.(this.timeoutMs);
     this.presence = guardedPresence(inner.presence, (what, call) => this.guard(what, call));
     const history = inner.history;
     if (history) {
@@ -69,6 +76,11 @@ export class GuardedBroker implements Broker {
     this.events = events;
   }
 
+  /** The bound on every call, once connected. */
+  get boundMs(): number {
+    return this.timeoutMs;
+  }
+
   /** True while calls fail at once because a call or ping timed out. */
   get isStalled(): boolean {
     return this.stalled;
@@ -77,7 +89,9 @@ export class GuardedBroker implements Broker {
   async connect(): Promise<void> {
     // Connecting has its own timeouts in each adapter, and a one-line error of its own.
     await this.inner.connect();
-    this.pinging = setInterval(() => void this.ping(), this.pingEveryMs);
+    this.timeoutMs = this.chosenTimeoutMs ?? this.inner.preferredTimeoutMs?.() ?? this.defaultTimeoutMs;
+    this.inner.limitCallsTo?.(this.timeoutMs);
+    this.pinging = setInterval(() => void this.ping(), Math.max(100, Math.floor(this.timeoutMs / 2)));
     this.pinging.unref();
   }
 
@@ -102,7 +116,7 @@ export class GuardedBroker implements Broker {
     return this.guard('nextSequence', () => this.inner.nextSequence(name));
   }
 
-  onMessage(handler: (topic: string, payload: string, id?: number) => void): void {
+  onMessage(handler: (topic: string, payload: string, id?: number, late?: boolean) => void): void {
     this.inner.onMessage(handler);
   }
 

@@ -1,4 +1,5 @@
 import type { Core } from './core.js';
+import { eachLimited } from './limited.js';
 import type { Delivery } from './delivery.js';
 import type { Lifecycle } from './lifecycle.js';
 import type { Records } from './records.js';
@@ -31,26 +32,23 @@ export class Leases {
     const now = Date.now();
     const idle = this.core.settings.idleTimeoutMs;
     const due = this.delivery.all().filter((sub) => sub.lastPulseAt > sub.leasedFromPulseAt && sub.lastPulseAt + idle > now);
-    await Promise.all(
-      due.map(async (sub) => {
-        const pulse = sub.lastPulseAt;
-        if (await this.records.renew(sub.id, pulse + idle - now)) sub.leasedFromPulseAt = pulse;
-        else await this.reconcile(sub);
-      }),
-    );
+    await eachLimited(due, async (sub) => {
+      const pulse = sub.lastPulseAt;
+      if (await this.records.renew(sub.id, pulse + idle - Date.now())) sub.leasedFromPulseAt = pulse;
+      else await this.reconcile(sub);
+    });
   }
 
   /**
-   * After an outage: every stream here gets its lease back. `brokerLostData`
-   * when the broker came back without this server's registration (it
-   * restarted empty): then every record is written again as it is.
+   * After an outage: every stream here gets its lease back, and so does
+   * every subscription detached here that is still the one that went away
+   * here (see `Lifecycle.restoreDetached`). `brokerLostData` when the broker
+   * came back without this server's registration (it restarted empty): then
+   * every record is written again as it is.
    */
   async restore(brokerLostData: boolean): Promise<void> {
-    const detached = this.lifecycle.detachedRecords();
-    await Promise.all([
-      ...this.delivery.all().map((sub) => (brokerLostData ? this.write(sub) : this.renewOrReconcile(sub))),
-      ...detached.map((info) => this.records.write(info)),
-    ]);
+    await eachLimited(this.delivery.all(), (sub) => (brokerLostData ? this.write(sub) : this.renewOrReconcile(sub)));
+    await eachLimited(this.lifecycle.detachedRecords(), (info) => (brokerLostData ? this.records.write(info) : this.lifecycle.restoreDetached(info.id)));
   }
 
   private async renewOrReconcile(sub: EventSubscription): Promise<void> {
@@ -61,7 +59,14 @@ export class Leases {
   /** A lease that could not be renewed: taken back and written again if it ran out, or the stream ends if the record is gone. */
   private async reconcile(sub: EventSubscription): Promise<void> {
     const [lapsed] = await this.records.takeExpired([sub.id]);
-    if (lapsed) return this.write(sub);
+    if (lapsed && lapsed.connectionId === sub.info.connectionId) return this.write(sub);
+    if (lapsed) {
+      // Resumed by a stream elsewhere (whose close this server missed), and that lease ran out too: it left.
+      this.core.counters.expiredSubscriptions++;
+      await this.lifecycle.retire(lapsed);
+      if (this.delivery.isHeld(sub)) await this.lifecycle.endRetired(sub);
+      return;
+    }
     // Renewed by someone else meanwhile, or not there at all.
     if ((await this.records.read(sub.id)) === undefined && this.delivery.isHeld(sub)) await this.lifecycle.endRetired(sub);
   }

@@ -105,7 +105,7 @@ export class Lifecycle {
     sink.open();
     sink.onClose(() => this.detach(sub));
     request.onStreamOpened?.(sub);
-    await this.register(sub, connectArgs, { lastEventId: request.lastEventId, resumed: resumable !== undefined });
+    await this.register(sub, connectArgs, { lastEventId: request.lastEventId, resumed: resumable !== undefined, from: resumable });
     return { opened: sub };
   }
 
@@ -193,7 +193,11 @@ export class Lifecycle {
    * each of its channels, itself included, unless it resumed a subscription
    * its channels never saw leave.
    */
-  private async register(sub: EventSubscription, connectArgs: Record<string, string>, resume: { lastEventId?: number; resumed: boolean }): Promise<void> {
+  private async register(
+    sub: EventSubscription,
+    connectArgs: Record<string, string>,
+    resume: { lastEventId?: number; resumed: boolean; from?: SubscriptionInfo },
+  ): Promise<void> {
     const { broker, counters, settings } = this.core;
     // A stream of the same subscription here (a second resume racing the first) ends first, as a departure.
     const replaced = this.delivery.get(sub.id);
@@ -207,10 +211,17 @@ export class Lifecycle {
     let head: number | undefined;
     let missed: Missed = { entries: [] };
     let abandoned = false;
+    let claimed = true;
     try {
       // Read before subscribing: every event published after this arrives live.
       head = history && resume.lastEventId === undefined ? await history.head() : undefined;
-      await this.records.write(sub.info);
+      if (resume.from) claimed = await this.claim(resume.from, sub.info);
+      else await this.records.write(sub.info);
+      if (!claimed) {
+        // It left (its lease ran out, or it was unregistered) or another stream took it while this one was set up.
+        this.core.logStep('resume lost', sub.info);
+        return await this.endStream(sub, false);
+      }
       await this.delivery.listen(sub);
       abandoned = sub.isClosed;
       if (!abandoned && resume.lastEventId !== undefined) missed = await readMissed(history, sub, new Set(topicsOf(sub.info)), resume.lastEventId);
@@ -228,6 +239,7 @@ export class Lifecycle {
       if (head !== undefined) sub.lastEventId = head;
       if (resume.resumed) missed.gap = 'resumed without a Last-Event-ID';
     }
+    sub.openedAtEventId = resume.lastEventId ?? head ?? 0;
     sub.send('cmd.onConnect', JSON.stringify(connectArgs));
     this.delivery.countMissed(writeMissed(sub, missed, resume.lastEventId), missed);
     sub.release();
@@ -235,6 +247,22 @@ export class Lifecycle {
     this.core.logStep(resume.resumed ? 'resumed' : 'opened', sub.info, { lastEventId: resume.lastEventId, replayed: missed.entries.length, gap: missed.gap });
     await this.core.runHook(this.core.options.onSubscribe, sub);
     if (settings.notifyChannelOfSubscriptions && !resume.resumed) await this.delivery.notifyChannels(sub.channels, 'cmd.onJoin', sub.metaJson);
+  }
+
+  /**
+   * Writes a resumed subscription's record over the one it resumes, only if
+   * that is still there, live, and of the same stream as when it was found:
+   * a record retired or taken by another stream meanwhile is never brought
+   * back. The client then reconnects, and gets a new subscription.
+   */
+  private async claim(found: SubscriptionInfo, next: SubscriptionInfo): Promise<boolean> {
+    // The stream it replaces may still be detaching it (the same stream, marked detached): that race is retried.
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const current = await this.records.readVersioned(next.id);
+      if (!current || current.info.connectionId !== found.connectionId) return false;
+      if (await this.records.replace(current, next)) return true;
+    }
+    return false;
   }
 
   // ---- opening → left ---------------------------------------------------------
@@ -333,6 +361,33 @@ export class Lifecycle {
     }
   }
 
+  /**
+   * After an outage, a subscription detached here keeps its lease only while
+   * its record is still the one that went away here. One removed meanwhile
+   * (unregistered, its leave announced by whoever removed it) or resumed
+   * elsewhere is forgotten, never written back; one whose lease ran out
+   * during the outage is written again, and expires here as it would have.
+   */
+  async restoreDetached(id: string): Promise<void> {
+    const entry = this.detached.get(id);
+    if (!entry) return;
+    const stillHere = (info: SubscriptionInfo) => info.serverId === this.core.serverId && info.connectionId === entry.info.connectionId;
+    const current = await this.records.read(id);
+    if (current) {
+      if (stillHere(current)) await this.records.renew(id);
+      else this.detached.delete(id);
+      return;
+    }
+    const [lapsed] = await this.records.takeExpired([id]);
+    if (!lapsed) this.detached.delete(id);
+    else if (stillHere(lapsed)) await this.records.write(lapsed);
+    else {
+      // Resumed elsewhere, and that lease ran out as well: it has left.
+      this.core.counters.expiredSubscriptions++;
+      await this.retire(lapsed);
+    }
+  }
+
   /** The records of the subscriptions detached here, to write again after the broker restarted empty. */
   detachedRecords(): SubscriptionInfo[] {
     return [...this.detached.values()].map((d) => d.info);
@@ -350,9 +405,18 @@ export class Lifecycle {
 
   // ---- live here → live on another stream ---------------------------------------
 
-  /** A resume on another stream asked this one to end; a close names its stream, so a newer one here stays. */
+  /**
+   * A resume on another stream asked this one to end (or a server that
+   * removed the record did); a close names its stream, so a newer one here
+   * stays. The subscription stays in this server's sweep as if detached
+   * until the record is seen to be someone else's or gone: a resume can
+   * still fail after this (its client went away, or its lease ran out
+   * first), and then the leave is this server's to announce.
+   */
   async handOver(sub: EventSubscription, connectionId: string | undefined): Promise<void> {
-    if (connectionId === undefined || connectionId === sub.info.connectionId) await this.endStream(sub, false);
+    if (connectionId !== undefined && connectionId !== sub.info.connectionId) return;
+    await this.endStream(sub, false);
+    this.detached.set(sub.id, { info: { ...sub.info, detached: true }, expiresAt: Date.now() + this.core.settings.idleTimeoutMs });
   }
 
   // ---- live or detached → left ---------------------------------------------------

@@ -32,7 +32,8 @@ export interface ServerEventsOptions {
    * The longest any broker operation may take. Past it the request answers
    * 503 with Retry-After and the broker counts as away (as after a lost
    * connection) until a ping, sent every half of this, goes through again.
-   * Default 3,000 ms.
+   * Default 3,000 ms, or what the broker asks for: 12,000 ms on a NATS
+   * cluster, longer than its replicated streams take to elect a new leader.
    */
   brokerTimeoutMs?: number;
   /** Send `cmd.onJoin`, `cmd.onLeave` and `cmd.onUpdate` to channel members. Default `true`. */

@@ -53,7 +53,7 @@ export class ServerEvents {
   private stopping = false;
 
   constructor(options: ServerEventsOptions = {}) {
-    const broker = new GuardedBroker(options.broker ?? new MemoryBroker(), options.brokerTimeoutMs ?? defaults.brokerTimeoutMs);
+    const broker = new GuardedBroker(options.broker ?? new MemoryBroker(), options.brokerTimeoutMs, defaults.brokerTimeoutMs);
     this.broker = broker;
     this.serverId = options.serverId ?? randomBytes(6).toString('hex');
     const core = (this.core = createCore(this.broker, this.serverId, options));
@@ -93,7 +93,7 @@ export class ServerEvents {
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
-    this.broker.onMessage((topic, payload, id) => this.delivery.receive(topic, payload, id));
+    this.broker.onMessage((topic, payload, id, late) => this.delivery.receive(topic, payload, id, late));
     try {
       await this.broker.connect();
       // Registered before any stream opens, so that the cluster can sweep up after this server should it die.

@@ -9,7 +9,12 @@ interface Registration {
   serverId: string;
   /** Set when another server took over the sweep of a server that died. */
   adoptedBy?: string;
+  /** Set once the adopter swept every subscription of it: kept, unlisted, so that a server cut off that long learns it was retired. */
+  swept?: true;
 }
+
+/** How long a swept server's registration is kept (on NATS at most the presence bucket's age limit, an hour by default). */
+const sweptKeptMs = 24 * 3_600_000;
 
 /**
  * Who is in the cluster, and who sweeps up after a server that died.
@@ -54,17 +59,21 @@ export class ServerRegistry {
   }
 
   /**
-   * This server's registration as the broker has it: `ours`, `adopted` by
-   * another server (this one was cut off long enough to be taken for dead),
-   * or `missing` (the broker restarted empty; a lapsed one still counts as ours).
+   * This server's registration as the broker has it, after an outage:
+   * `ours`, `adopted` by another server (this one was cut off long enough to
+   * be taken for dead; perhaps swept already), or `missing` (the broker
+   * restarted empty). A lapsed one of its own is written again at once, so
+   * that a recovery cut short and tried again still finds it.
    */
   async registration(): Promise<'ours' | 'adopted' | 'missing'> {
     const id = serverRecordId(this.core.serverId);
-    const [lapsed] = await this.presence.takeExpired([id]);
-    const current = lapsed ?? (await this.presence.get(id));
-    if (current === undefined) return 'missing';
-    const { adoptedBy } = JSON.parse(current) as Registration;
-    return adoptedBy !== undefined && adoptedBy !== this.core.serverId ? 'adopted' : 'ours';
+    const live = await this.presence.get(id);
+    const found = live ?? (await this.presence.takeExpired([id]))[0];
+    if (found === undefined) return 'missing';
+    const { adoptedBy } = JSON.parse(found) as Registration;
+    if (adoptedBy !== undefined && adoptedBy !== this.core.serverId) return 'adopted';
+    if (live === undefined) await this.register();
+    return 'ours';
   }
 
   /** The broker was away: registrations may have lapsed everywhere, so wait until live servers have renewed theirs. */
@@ -116,7 +125,7 @@ export class ServerRegistry {
     let left = 0;
     for await (const batch of this.records.find(index, (info) => info.serverId === serverId)) left += batch.length;
     if (left === 0) {
-      await this.presence.remove(id);
+      await this.presence.put(id, JSON.stringify({ serverId, adoptedBy: this.core.serverId, swept: true } satisfies Registration), [], sweptKeptMs);
       this.adopted.delete(serverId);
     }
   }

@@ -53,6 +53,8 @@ export class EventSubscription {
   leasedFromPulseAt = this.lastPulseAt;
   /** The id of the last frame written. */
   lastEventId = 0;
+  /** The history's head when this stream began (or the id it resumed from): what came before is not its to receive. */
+  openedAtEventId = 0;
   private readonly ownNumbering: boolean;
   private readonly beforeWrite: FrameOptions['beforeWrite'];
   private held: HeldEvent[] | undefined;
@@ -98,6 +100,24 @@ export class EventSubscription {
   deliver(id: number | undefined, selector: string, body: string, channel?: string): void {
     if (this.held) this.held.push({ id, selector, body, channel });
     else this.replay(id, selector, body, channel);
+  }
+
+  /**
+   * An event that reaches this stream after later ones (see `Broker.onMessage`):
+   * written at once if the stream was open when it was published, under the
+   * last id when the stream is past it, so that a resume from that id still
+   * replays nothing twice. Held streams take it with the rest (the catch-up
+   * that releases them reads it from the history anyway). Returns whether it
+   * was written or held.
+   */
+  deliverLate(id: number, selector: string, body: string, channel?: string): boolean {
+    if (id <= this.openedAtEventId) return false;
+    if (this.held || id > this.lastEventId) {
+      this.deliver(id, selector, body, channel);
+      return true;
+    }
+    this.write(encodeFrame(this.lastEventId, selector, body, channel));
+    return true;
   }
 
   /** Writes an event now, held or not (a replay goes before the held events); drops one already written. */

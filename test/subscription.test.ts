@@ -62,3 +62,21 @@ test('beforeWrite sees every frame; close ends the sink once and stops writing',
   t.is(sink.writes.length, 1);
   t.true(sub.isClosed);
 });
+
+test('a late event is written once to a stream open when it was published, under the last id when the stream is past it', (t) => {
+  const sink = new MemorySink();
+  const sub = new EventSubscription(record(), sink, { ownNumbering: false });
+  sub.lastEventId = 100;
+  sub.openedAtEventId = 100;
+  sub.deliver(103, 'cmd.n', '3');
+  t.true(sub.deliverLate(102, 'cmd.n', 'late 2'));
+  t.false(sub.deliverLate(99, 'cmd.n', 'before it opened'));
+  t.true(sub.deliverLate(104, 'cmd.n', 'late but next'));
+  sub.deliver(104, 'cmd.n', '4 again');
+  t.deepEqual(sink.ids, [103, 103, 104]);
+  t.deepEqual(
+    sink.writes.map((w) => w.split('cmd.n ')[1]?.trim()),
+    ['3', 'late 2', 'late but next'],
+    'a resume from the last id replays nothing twice, and the late one is not lost',
+  );
+});

@@ -1,8 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamManager, type StreamState } from '@nats-io/jetstream';
 import { throughElections, type CallBudget } from './kv.js';
-import type { NatsConnection } from '@nats-io/transport-node';
+import { headers, type NatsConnection } from '@nats-io/transport-node';
 import type { EventHistory, HistoryEntry, HistoryRead, HistoryRetention } from '../../src/broker.js';
+
+/** Marks a message republished by a publisher rather than by the stream (see `NatsHistory.publish`). */
+export const lateHeader = 'Se-Late';
 
 /**
  * The event history as a JetStream stream on `{prefix}.h.>`. The stream
@@ -65,7 +68,18 @@ export class NatsHistory implements EventHistory {
     const js = jetstream(this.connection());
     const msgID = randomUUID();
     const ack = await throughElections(this.budget, (timeout) => js.publish(`${this.prefix}.h.${topic}`, payload, { msgID, timeout }));
+    // A duplicate means an earlier attempt was stored: perhaps by a leader that died before it
+    // republished it, and a new leader stores what it inherits without republishing.
+    if (ack.duplicate) this.republishLate(topic, payload, ack.seq);
     return this.idOf(ack.seq);
+  }
+
+  /** Sends a stored message to the live subscribers as late: each server takes it unless it had it. */
+  private republishLate(topic: string, payload: string, sequence: number): void {
+    const marks = headers();
+    marks.set('Nats-Sequence', String(sequence));
+    marks.set(lateHeader, '1');
+    this.connection().publish(`${this.prefix}.r.${topic}`, payload, { headers: marks });
   }
 
   async read(afterId: number, topics: ReadonlySet<string>): Promise<HistoryRead> {

@@ -7,9 +7,10 @@ import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { withDefaults, type Broker, type BrokerStatus, type CappedLists } from '../../src/broker.js';
 import { CoalescedCounter } from './coalesced-counter.js';
-import { NatsHistory } from './history.js';
+import { lateHeader, NatsHistory } from './history.js';
+import { RecentSet } from './recent-set.js';
 import { Bucket } from './bucket.js';
-import { CallBudget, safeKey, untilWritten, whilePlacing } from './kv.js';
+import { CallBudget, safeKey, throughElections, untilWritten, whilePlacing } from './kv.js';
 import { NatsLists } from './lists.js';
 import { NatsPresence } from './presence.js';
 
@@ -54,6 +55,9 @@ export interface NatsBrokerOptions {
   replicas?: number;
 }
 
+/** The bound on a call on a NATS cluster: longer than Raft's longest election (9 s on nats-server). */
+const electionBoundMs = 12_000;
+
 /**
  * The NATS broker: topics are core NATS subjects (`{prefix}.{topic}`; the
  * core percent-encodes names, so `.`, `*` and `>` in a channel name never
@@ -71,16 +75,21 @@ export class NatsBroker implements Broker {
   private readonly prefix: string;
   private readonly presenceMaxAgeMs: number;
   private readonly replicas: number | undefined;
+  /** How many copies the streams and buckets keep, once connected. */
+  private copies = 1;
   private readonly budget = new CallBudget();
   private nc: NatsConnection | undefined;
   private presenceBucket: Bucket | undefined;
+  private rosterBucket: Bucket | undefined;
   private sequenceBucket: Bucket | undefined;
   private listBucket: Bucket | undefined;
   private jsm: JetStreamManager | undefined;
   private readonly subscriptions = new Map<string, Subscription[]>();
+  /** The stream sequences this connection received lately, to tell a late copy from a missed event. */
+  private readonly received = new RecentSet(16_384);
   private readonly counter = new CoalescedCounter((name, amount) => this.addToSequence(name, amount));
   private connected = false;
-  private handler: (topic: string, payload: string, id?: number) => void = () => {};
+  private handler: (topic: string, payload: string, id?: number, late?: boolean) => void = () => {};
   private statusHandler: (status: BrokerStatus) => void = () => {};
 
   constructor(options: NatsBrokerOptions = {}) {
@@ -92,7 +101,10 @@ export class NatsBroker implements Broker {
       throw new Error(`NATS replicas must be a whole number from 1 to 5, not ${options.replicas}`);
     }
     this.replicas = options.replicas;
-    this.presence = new NatsPresence(() => this.required(this.presenceBucket));
+    this.presence = new NatsPresence(
+      () => this.required(this.presenceBucket),
+      () => this.required(this.rosterBucket),
+    );
     this.lists = new NatsLists(() => this.required(this.listBucket));
     this.history = new NatsHistory(() => this.required(this.nc), this.prefix, withDefaults(options.history), this.budget);
   }
@@ -117,6 +129,15 @@ export class NatsBroker implements Broker {
     this.budget.ms = ms;
   }
 
+  /**
+   * Replicated streams lose their leader with a node, and nats-server's Raft
+   * takes 4 to 9 s to elect another (measured here: 4.2 to 7.6 s on 2.9),
+   * during which JetStream takes nothing: calls wait through that.
+   */
+  preferredTimeoutMs(): number | undefined {
+    return this.copies > 1 ? electionBoundMs : undefined;
+  }
+
   async publish(topic: string, payload: string): Promise<void> {
     // nats.js would buffer it and send it late; the contract says a publish that cannot reach the server fails.
     if (!this.connected) throw new Error(`NATS at ${this.url} is unreachable: not published`);
@@ -136,7 +157,11 @@ export class NatsBroker implements Broker {
       const events = nc.subscribe(`${this.prefix}.r.${topic}`, {
         callback: (error, msg) => {
           const sequence = Number(msg.headers?.get('Nats-Sequence'));
-          if (!error && sequence > 0) this.handler(topic, msg.string(), this.history.idOf(sequence));
+          if (error || !(sequence > 0)) return;
+          const late = msg.headers?.has(lateHeader) === true;
+          // A late copy of what the stream did republish is dropped here, once per server.
+          if (!this.received.add(sequence) && late) return;
+          this.handler(topic, msg.string(), this.history.idOf(sequence), late);
         },
       });
       this.subscriptions.set(topic, [controls, events]);
@@ -152,7 +177,7 @@ export class NatsBroker implements Broker {
     }
   }
 
-  onMessage(handler: (topic: string, payload: string, id?: number) => void): void {
+  onMessage(handler: (topic: string, payload: string, id?: number, late?: boolean) => void): void {
     this.handler = handler;
   }
 
@@ -173,7 +198,9 @@ export class NatsBroker implements Broker {
   async ping(): Promise<void> {
     const nc = this.required(this.nc);
     await nc.flush();
-    await this.required(this.jsm).getAccountInfo();
+    // The meta leader answers this one; while it is being elected, the call waits for the new one.
+    const jsm = this.required(this.jsm);
+    await throughElections(this.budget, () => jsm.getAccountInfo());
   }
 
   nextSequence(name: string): Promise<number> {
@@ -204,6 +231,7 @@ export class NatsBroker implements Broker {
     // Each attempt gets a second; the buckets repeat what a leaderless moment let time out.
     const kvm = new Kvm(jetstream(nc, { timeout: 1000 }));
     const replicas = this.replicas ?? Math.min(3, Math.max(1, nc.info?.connect_urls?.length ?? 1));
+    this.copies = replicas;
     // A replicated bucket answers reads from its leader: a follower's direct answer may miss
     // what another server has just written, and presence and counters read their own writes.
     const jsm = await jetstreamManager(nc);
@@ -214,6 +242,8 @@ export class NatsBroker implements Broker {
       return new Bucket(kv, nc, name, this.budget);
     };
     this.presenceBucket = await bucket(`${this.prefix}_presence`, this.presenceMaxAgeMs);
+    // No age limit: a roster is rewritten only when its members change, and a quiet channel's must stay.
+    this.rosterBucket = await bucket(`${this.prefix}_rosters`);
     this.sequenceBucket = await bucket(`${this.prefix}_sequences`);
     this.listBucket = await bucket(`${this.prefix}_lists`);
     await whilePlacing('the history stream', () => this.history.open(jsm, replicas));

@@ -30,8 +30,9 @@ export function safeKey(name: string): string {
  * Makes (or opens) a stream or bucket, trying again for `withinMs` while
  * JetStream cannot yet: on a cluster, several servers creating the same
  * stream at once race in its meta layer ("already in use", "no suitable
- * peers"), and a new stream or a cluster that lost a node answers nothing
- * until it has elected leaders (timeouts).
+ * peers"), a stream just made may not be found yet by the next call, and a
+ * new stream or a cluster that lost a node answers nothing until it has
+ * elected leaders (timeouts).
  */
 export async function whilePlacing<T>(what: string, open: () => Promise<T>, withinMs = 20_000): Promise<T> {
   const deadline = Date.now() + withinMs;
@@ -39,7 +40,7 @@ export async function whilePlacing<T>(what: string, open: () => Promise<T>, with
     try {
       return await open();
     } catch (error) {
-      const transient = /timeout|no suitable peers|already in use|no responders|leader|unavailable|insufficient resources/i.test((error as Error).message);
+      const transient = /timeout|no suitable peers|already in use|no responders|leader|unavailable|insufficient resources|stream not found/i.test((error as Error).message);
       if (!transient || Date.now() >= deadline) throw new Error(`${what}: ${(error as Error).message}`);
       await new Promise((resolve) => setTimeout(resolve, 100 + Math.random() * 400));
     }

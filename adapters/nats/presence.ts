@@ -12,7 +12,8 @@ interface Stored extends Lease {
 /**
  * Presence in a JetStream key/value bucket: a key per record (`r.{id}`)
  * whose value carries the lease deadline and the record's index keys, and a
- * roster per index key (see `Rosters`). Every change of a record is a
+ * roster per index key (see `Rosters`) in a bucket of its own: the records'
+ * bucket has an age limit as a backstop, which a quiet roster must outlive. Every change of a record is a
  * compare-and-set on its revision, so exactly one server wins a removal.
  * Nothing is mirrored: a lookup reads the roster it needs and the records
  * in it. Deadlines use the app servers' clocks, which must agree within a
@@ -21,8 +22,11 @@ interface Stored extends Lease {
 export class NatsPresence implements PresenceStore {
   private readonly rosters: Rosters;
 
-  constructor(private readonly bucket: () => Bucket) {
-    this.rosters = new Rosters(bucket);
+  constructor(
+    private readonly bucket: () => Bucket,
+    rosterBucket: () => Bucket,
+  ) {
+    this.rosters = new Rosters(rosterBucket);
   }
 
   async put(id: string, record: string, indexes: readonly string[], ttlMs: number): Promise<void> {

@@ -24,6 +24,22 @@ redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], sid .. '-0', 't', ARGV[1], 'p', A
 redis.call('PUBLISH', ARGV[4], '#' .. sid .. '|' .. ARGV[2])
 return sid`;
 
+/**
+ * Starts a new epoch when the history's node is not the primary it was
+ * (KEYS[1] holds the replication id it had): replication is asynchronous, so
+ * a promoted replica may lack the last events its old primary took, and
+ * would give their ids again. Dropping the counter and the events makes the
+ * next publish start an epoch above every earlier id, and every client
+ * behind it gets `cmd.onReset`, as after a restart that lost everything.
+ */
+const checkEpoch = `local replid = string.match(redis.call('INFO', 'replication'), 'master_replid:(%w+)')
+local known = redis.call('GET', KEYS[1])
+if known == replid then return 0 end
+redis.call('SET', KEYS[1], replid)
+if not known then return 0 end
+redis.call('DEL', KEYS[2], KEYS[3])
+return 1`;
+
 /** A plain publish, run on the node of KEYS[1] (the history's slot); the key is only there to route it. */
 const publishBeside = `redis.call('PUBLISH', ARGV[1], ARGV[2])`;
 
@@ -42,12 +58,23 @@ export class RedisHistory implements EventHistory {
     private readonly redis: RedisClient,
     private readonly prefix: string,
     private readonly retention: Required<HistoryRetention>,
+    /** Throws when publishing must wait (see `RedisBroker`). */
+    private readonly mayPublish: () => void = () => {},
   ) {
     // One hash tag for both: the publish script touches them together, so on a Redis Cluster they share a slot.
     this.keys = [`${prefix}{history}:seq`, `${prefix}{history}:events`];
     redis.defineCommand('history_publish', { numberOfKeys: 2, lua: publishWithHistory });
     redis.defineCommand('history_head', { numberOfKeys: 1, lua: historyHead });
     redis.defineCommand('publish_beside_history', { numberOfKeys: 1, lua: publishBeside });
+    redis.defineCommand('history_check_epoch', { numberOfKeys: 3, lua: checkEpoch });
+  }
+
+  /**
+   * Run on every (re)connection, before anything is published: true when
+   * the primary changed (a failover), and the history started a new epoch.
+   */
+  async checkEpoch(): Promise<boolean> {
+    return Number(await this.script('history_check_epoch')(`${this.prefix}{history}:replid`, ...this.keys)) === 1;
   }
 
   /**
@@ -61,6 +88,7 @@ export class RedisHistory implements EventHistory {
   }
 
   async publish(topic: string, payload: string): Promise<number> {
+    this.mayPublish();
     return Number(await this.script('history_publish')(...this.keys, topic, payload, this.retention.maxLength, this.prefix + topic));
   }
 

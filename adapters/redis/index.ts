@@ -51,6 +51,8 @@ export class RedisBroker implements Broker {
   private statusHandler: (status: BrokerStatus) => void = () => {};
   private connected = false;
   private everConnected = false;
+  /** Between a reconnection and the epoch check: publishing waits for it. */
+  private settling = false;
   private closing = false;
 
   constructor(options: RedisBrokerOptions = {}) {
@@ -68,7 +70,7 @@ export class RedisBroker implements Broker {
     this.subscriber = connectTo(target, redisOptions);
     this.presence = new RedisPresence(this.commands, this.prefix);
     this.lists = new RedisLists(this.commands, this.prefix);
-    this.history = new RedisHistory(this.commands, this.prefix, withDefaults(options.history));
+    this.history = new RedisHistory(this.commands, this.prefix, withDefaults(options.history), () => this.mayPublish());
     this.subscriber.on('message', (channel: string, message: string) => {
       if (!channel.startsWith(this.prefix)) return;
       const { id, payload } = parseHistoryMessage(message);
@@ -84,6 +86,7 @@ export class RedisBroker implements Broker {
   async connect(): Promise<void> {
     try {
       await Promise.all([this.commands.connect(), this.subscriber.connect()]);
+      await this.history.checkEpoch();
     } catch (error) {
       this.closing = true;
       this.commands.disconnect();
@@ -93,6 +96,7 @@ export class RedisBroker implements Broker {
   }
 
   async publish(topic: string, payload: string): Promise<void> {
+    this.mayPublish();
     if (this.commands instanceof Cluster) await this.history.publishBeside(this.prefix + topic, payload);
     else await this.commands.publish(this.prefix + topic, payload);
   }
@@ -117,10 +121,19 @@ export class RedisBroker implements Broker {
     this.statusHandler = handler;
   }
 
+  /**
+   * Nothing goes out while Redis is away or the epoch is not yet checked:
+   * ioredis would send it on reconnecting, perhaps to a promoted replica
+   * that gives its id again.
+   */
+  private mayPublish(): void {
+    if (!this.connected) throw new Error(`Redis at ${this.url} is reconnecting: not published`);
+  }
+
   /** ioredis gave up (its retries ran out, the connection is closed or refused): Redis is away, not the call at fault. */
   isUnavailable(error: unknown): boolean {
     const { name, message } = error as Error;
-    return name === 'MaxRetriesPerRequestError' || /Connection is closed|Stream isn't writeable|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT/.test(message ?? '');
+    return name === 'MaxRetriesPerRequestError' || /Connection is closed|is reconnecting|Stream isn't writeable|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT/.test(message ?? '');
   }
 
   /** A PING on each connection: a frozen or cut-off Redis answers neither. */
@@ -144,16 +157,25 @@ export class RedisBroker implements Broker {
   }
 
   private ready(): void {
-    if (this.connected || this.commands.status !== 'ready' || this.subscriber.status !== 'ready') return;
-    this.connected = true;
-    const recovered = this.everConnected;
-    this.everConnected = true;
-    if (!recovered) return;
+    if (this.connected || this.settling || this.closing || this.commands.status !== 'ready' || this.subscriber.status !== 'ready') return;
+    if (!this.everConnected) {
+      // The first connection: connect() checks the epoch itself.
+      this.everConnected = true;
+      this.connected = true;
+      return;
+    }
     // ioredis is ready once it has sent its SUBSCRIBEs again; a PING answered on the same
     // connection proves Redis has applied them, so nothing published after this is missed.
-    void this.subscriber.ping().then(
-      () => this.statusHandler({ connected: true }),
-      (error: Error) => this.lost(error.message),
-    );
+    // A failover may have lost the history's tail: that is settled before anything is published.
+    this.settling = true;
+    void Promise.all([this.subscriber.ping(), this.history.checkEpoch()])
+      .then(
+        () => {
+          this.connected = true;
+          this.statusHandler({ connected: true });
+        },
+        () => setTimeout(() => this.ready(), 250).unref(),
+      )
+      .finally(() => (this.settling = false));
   }
 }

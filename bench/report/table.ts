@@ -125,13 +125,14 @@ function capacityTable(runs: BenchResults['capacity']): string {
 function scaleTable(run: ScaleRun): string {
   const first = run.steps[0];
   const cell = (stat: Stat, base: Stat | undefined) => `${ms(stat.p50)} (${ratio(stat.p50, base?.p50)})`;
-  const header = ['subscriptions', 'list a 10-member channel, ms', 'user lookup, ms', 'resume, ms', 'heartbeat, ms', 'fan-out of one join, ms', 'connects/s while growing', 'failed'];
+  const header = ['subscriptions', 'list a 10-member channel, ms', 'user lookup, ms', 'resume, ms', 'heartbeat, ms', 'heartbeat via another server, ms', 'fan-out of one join, ms', 'connects/s while growing', 'failed'];
   const rows = run.steps.map((step) => [
     count(step.subscriptions),
     cell(step.list, first?.list),
     cell(step.user, first?.user),
     cell(step.resume, first?.resume),
     cell(step.heartbeat, first?.heartbeat),
+    step.heartbeatElsewhere ? cell(step.heartbeatElsewhere, first?.heartbeatElsewhere) : '–',
     cell(step.join, first?.join),
     count(Math.round(step.connectsPerSecond)),
     step.failures.length === 0 ? '0' : `${step.failures.length}: ${step.failures[0]}`,

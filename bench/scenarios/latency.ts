@@ -30,7 +30,8 @@ export interface LatencySettings {
   threads: number;
   saturation?: { stepS: number; factor: number; maxSteps: number; p99LimitMs: number };
   brokers: BrokerUrls;
-  brokerPid?: number;
+  /** The broker's processes (every node of a cluster), for their CPU time. */
+  brokerPids?: number[];
   prefix: string;
 }
 

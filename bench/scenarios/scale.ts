@@ -3,8 +3,8 @@
  * subscriptions to tens of thousands (held by several load processes), and
  * at each step the runner times what a request costs that should cost what
  * it returns, not what the cluster holds: listing a 10-member channel,
- * looking up one user, a browser resuming its subscription, a heartbeat, and
- * the fan-out of one join into the 10-member channel. Every answer is
+ * looking up one user, a browser resuming its subscription, a heartbeat (to
+ * the server holding the stream, and to another one), and the fan-out of one join into the 10-member channel. Every answer is
  * checked, and any failed or wrong one fails the run.
  */
 import { randomBytes } from 'node:crypto';
@@ -25,6 +25,8 @@ export interface ScaleStep {
   user: Stat;
   resume: Stat;
   heartbeat: Stat;
+  /** A heartbeat sent to a server that does not hold the stream (no sticky sessions): it crosses the broker. */
+  heartbeatElsewhere: Stat;
   join: Stat;
   /** Seconds the growth to this step took, and the connects per second that makes. */
   growSeconds: number;
@@ -48,6 +50,11 @@ const crowdChannelSize = 100;
 /** Connections per load process, well under the 20,000 open files a process may have. */
 const connectionsPerProcess = 8000;
 const repeats = { list: 30, user: 30, heartbeat: 30, resume: 10, join: 10 };
+/** The path of a URL, so that it can be sent to another server. */
+function pathOf(url: string): string {
+  const { pathname, search } = new URL(url);
+  return `${pathname}${search}`;
+}
 
 export async function runScale(system: System, settings: ScaleSettings, phase: string): Promise<ScaleRun> {
   const spec = system.spec(settings.brokers, settings.prefix);
@@ -88,6 +95,10 @@ export async function runScale(system: System, settings: ScaleSettings, phase: s
         user: await lookupUser(cluster, looked.connectArgs.userId!, failures),
         heartbeat: await timed(repeats.heartbeat, failures, 'heartbeat', async () => {
           const reply = await fetch(beating.connectArgs.heartbeatUrl!, { method: 'POST' });
+          if (reply.status !== 200) throw new Error(`HTTP ${reply.status}`);
+        }),
+        heartbeatElsewhere: await timed(repeats.heartbeat, failures, 'heartbeat elsewhere', async () => {
+          const reply = await fetch(`${base(1)}${pathOf(beating.connectArgs.heartbeatUrl!)}`, { method: 'POST' });
           if (reply.status !== 200) throw new Error(`HTTP ${reply.status}`);
         }),
         resume: await timed(repeats.resume, failures, 'resume', async () => {

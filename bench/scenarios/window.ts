@@ -6,7 +6,7 @@
 import type { RecordableHistogram } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Cluster } from '../cluster.js';
-import { coresUsed, ownCpuSeconds, processCpuSeconds, totalCpuSeconds } from '../cpu.js';
+import { coresUsed, ownCpuSeconds, totalCpuSeconds } from '../cpu.js';
 import type { LoadGenerator } from '../load/generator.js';
 import { progress } from '../progress.js';
 
@@ -43,7 +43,8 @@ export interface WindowResult {
 export interface WindowSetup {
   subscribers: number;
   padBytes: number;
-  brokerPid?: number;
+  /** The broker's processes (every node of a cluster), for their CPU time. */
+  brokerPids?: number[];
 }
 
 /** How long deliveries may pause before the missing ones count as lost. */
@@ -70,7 +71,7 @@ export async function measureWindow(
 ): Promise<WindowResult> {
   const expected = ticks.count * setup.subscribers;
   load.startWindow(ticks.from);
-  const cpuBefore = cpuNow(cluster, setup.brokerPid);
+  const cpuBefore = cpuNow(cluster, setup.brokerPids ?? []);
   const started = performance.now();
   const publishMs = (ticks.count / ticks.rate) * 1000;
   const published = cluster.ask<'published'>(0, { type: 'publish', ...ticks, padBytes: setup.padBytes }, publishMs + 30_000);
@@ -95,7 +96,7 @@ export async function measureWindow(
   }
   const publishing = await published;
   const seconds = (performance.now() - started) / 1000;
-  const cpuAfter = cpuNow(cluster, setup.brokerPid);
+  const cpuAfter = cpuNow(cluster, setup.brokerPids ?? []);
   const latencies = await load.latencies();
   return {
     rate: ticks.rate,
@@ -116,8 +117,8 @@ export async function measureWindow(
   };
 }
 
-function cpuNow(cluster: Cluster, brokerPid: number | undefined) {
-  return { generator: ownCpuSeconds(), servers: totalCpuSeconds(cluster.pids), broker: processCpuSeconds(brokerPid) };
+function cpuNow(cluster: Cluster, brokerPids: number[]) {
+  return { generator: ownCpuSeconds(), servers: totalCpuSeconds(cluster.pids), broker: brokerPids.length > 0 ? totalCpuSeconds(brokerPids) : undefined };
 }
 
 /** The histogram holds microseconds; the report speaks milliseconds. */

@@ -19,7 +19,7 @@ test('npm run bench refuses bad flags in one line with exit 2', async (t) => {
   t.is(rate.stderr, 'bench: --rate must be a number of at least 0.1, not "fast" (see --help)');
   const system = await bench(['--systems', 'redis,kafka']);
   t.is(system.status, 2);
-  t.is(system.stderr, 'bench: --systems: unknown "kafka" (one of memory, redis, nats, floor, socketio) (see --help)');
+  t.is(system.stderr, 'bench: --systems: unknown "kafka" (one of memory, redis, nats, nats-cluster, redis-cluster, floor, socketio) (see --help)');
   const unknown = await bench(['--nope']);
   t.is(unknown.status, 2);
   t.is(unknown.stderr.split('\n').length, 1);
@@ -28,11 +28,11 @@ test('npm run bench refuses bad flags in one line with exit 2', async (t) => {
   t.regex(help.stdout, /^Usage: npm run bench/);
 });
 
-const missing = ['redis-server', 'nats-server'].filter((name) => !findBinary(name));
+const missing = ['redis-server', 'redis-cli', 'nats-server'].filter((name) => !findBinary(name));
 const small = missing.length === 0 || process.env.CI === 'true' ? test : test.skip;
 
 small('a small run measures every system in every scenario, loses nothing, and writes the table, JSON and chart', async (t) => {
-  t.deepEqual(missing, [], 'the benchmark starts its own redis-server and nats-server');
+  t.deepEqual(missing, [], 'the benchmark starts its own redis-server and nats-server, and their clusters');
   const out = mkdtempSync(join(tmpdir(), 'se-bench-'));
   t.teardown(() => rmSync(out, { recursive: true, force: true }));
   const run = await bench([
@@ -52,7 +52,7 @@ small('a small run measures every system in every scenario, loses nothing, and w
   const json = files.find((file) => file.endsWith('.json'));
   t.truthy(json);
   const results = JSON.parse(readFileSync(join(out, json!), 'utf8')) as BenchResults;
-  t.deepEqual(Object.keys(results.fanout).sort(), ['floor', 'nats', 'redis', 'socketio']);
+  t.deepEqual(Object.keys(results.fanout).sort(), ['floor', 'nats', 'nats-cluster', 'redis', 'redis-cluster', 'socketio']);
   t.deepEqual(Object.keys(results.hop).sort(), ['floor', 'memory', 'nats', 'redis', 'socketio']);
   t.deepEqual(Object.keys(results.capacity).sort(), ['floor', 'memory', 'nats', 'redis', 'socketio']);
   for (const [scenario, runs] of [['fanout', results.fanout], ['hop', results.hop]] as const) {

@@ -1,5 +1,5 @@
 import type { ExecutionContext } from 'ava';
-import type { ClusterFactory } from '../helpers/cluster.js';
+import type { Cluster, ClusterFactory } from '../helpers/cluster.js';
 import { startServer, type TestServer, type TestServerOptions } from '../helpers/server.js';
 import { SseStream } from '../helpers/sse.js';
 
@@ -7,6 +7,8 @@ export interface Fixture {
   servers: TestServer[];
   /** The first server. */
   server: TestServer;
+  /** The backend, for a server of the test's own with other options. */
+  cluster: Cluster;
   /** Opens a stream on server `on` (default 0) and waits for `cmd.onConnect`. */
   connect(query: string, options?: { on?: number; headers?: Record<string, string> }): Promise<SseStream>;
 }
@@ -32,6 +34,7 @@ export async function fixture(
   return {
     servers,
     server: servers[0]!,
+    cluster,
     async connect(query, { on = 0, headers } = {}) {
       const stream = await SseStream.open(`${servers[on]!.url}/event-stream${query}`, headers);
       streams.push(stream);

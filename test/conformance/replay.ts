@@ -1,7 +1,7 @@
 import test from 'ava';
 import type { ClusterFactory } from '../helpers/cluster.js';
-import { delay, request } from '../helpers/server.js';
-import { only, type Frame, type SseStream } from '../helpers/sse.js';
+import { delay, request, startServer } from '../helpers/server.js';
+import { only, SseStream, type Frame } from '../helpers/sse.js';
 import { fixture } from './fixture.js';
 
 const numbers = (stream: SseStream) => stream.frames.filter(only('cmd.msg')).map((f) => f.body as number);
@@ -106,6 +106,35 @@ export function replayTests(factory: ClusterFactory): void {
     t.is(again.id, first.id);
     const [missed] = await again.count(only('cmd.msg'), 1);
     t.is(missed!.body, 'while away');
+  });
+
+  test(name('a resume that outlasts the lease of what it resumes gets no stream of it: the leave stands'), async (t) => {
+    // The watcher heartbeats ten times per idle timeout, so that a loaded machine cannot expire it.
+    const events = { idleTimeoutMs: 3000, houseKeepingIntervalMs: 100, heartbeatIntervalMs: 1000 };
+    // B's onConnect hook is slow (a database read, say): longer than the detached subscription's lease.
+    const slowOnB = async () => void (await delay(events.idleTimeoutMs + 1200));
+    const { connect, servers, cluster } = await fixture(t, factory, { count: 1, events });
+    const slow = await startServer(cluster, { events, http: { onConnect: slowOnB } });
+    t.teardown(() => slow.close());
+    const watcher = await connect('?channels=home');
+    const beating = setInterval(() => void request('POST', watcher.connectArgs.heartbeatUrl!).catch(() => {}), 300);
+    t.teardown(() => clearInterval(beating));
+    const subject = await connect('?channels=home', { headers: { Cookie: 'ss-id=late' } });
+    const { id, userId } = subject.connectArgs as { id: string; userId: string };
+    subject.close();
+    await delay(200);
+    const late = await SseStream.open(`${slow.url}/event-stream?channels=home&resume=${id}`, { Cookie: 'ss-id=late' });
+    t.teardown(() => late.close());
+    await late.closed(events.idleTimeoutMs + 5000);
+    t.false(late.frames.some(only('cmd.onConnect')), 'the late resume ends without taking the subscription');
+    const leaving = (f: Frame) => f.selector === 'cmd.onLeave' && userOf(f) === userId;
+    // The sweep may announce it a little after the late stream ended, on a loaded broker cluster.
+    await watcher.next(leaving, 15_000);
+    await delay(500);
+    const leaves = watcher.frames.filter(leaving);
+    t.is(leaves.length, 1, 'the subscription left once, when its lease ran out');
+    t.false((await servers[0]!.events.getSubscriptionsDetails(['home'])).some((m) => m.userId === userId), 'and was not brought back');
+    t.is(await servers[0]!.events.getSubscriptionInfo(id), undefined);
   });
 
   test(name('resume is refused for another address or another session, and then a new subscription is made'), async (t) => {

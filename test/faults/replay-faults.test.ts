@@ -2,11 +2,11 @@ import test, { type ExecutionContext } from 'ava';
 import { NatsBroker } from '../../adapters/nats/index.js';
 import { RedisBroker } from '../../adapters/redis/index.js';
 import type { Broker } from '../../src/broker.js';
-import { ServerEventsClient } from '../../src/client/index.js';
 import { ServerEvents } from '../../src/server-events.js';
 import { findBinary, startNats, startRedis, startServerProcess, type BrokerProcess, type ServerProcess } from '../helpers/processes.js';
 import { delay, request } from '../helpers/server.js';
 import { only, SseStream } from '../helpers/sse.js';
+import { onlyAnnouncedLoss, recordingClient, steadyPublisher, until } from '../helpers/steady.js';
 
 /**
  * Nothing lost, with real processes: servers killed with SIGKILL and broker
@@ -18,55 +18,6 @@ const kinds = [
   { kind: 'redis', binary: 'redis-server', start: startRedis, broker: (url: string, prefix: string): Broker => new RedisBroker({ url, prefix: `${prefix}:` }) },
   { kind: 'nats', binary: 'nats-server', start: startNats, broker: (url: string, prefix: string): Broker => new NatsBroker({ url, prefix }) },
 ] as const;
-
-/** A client that records every number it receives and every reset. */
-function recordingClient(urls: string[]) {
-  const received: number[] = [];
-  const resets: number[] = [];
-  const client = new ServerEventsClient(urls, ['home'], {
-    reconnectDelayMs: 100,
-    maxReconnectDelayMs: 400,
-    handlers: {
-      msg: (n: number) => received.push(n),
-      onReset: () => resets.push(received.length),
-    },
-  });
-  return { client, received, resets };
-}
-
-/** Publishes 0, 1, 2... every `everyMs` on a server of its own until stopped; remembers which were accepted. */
-function steadyPublisher(events: ServerEvents, everyMs: number) {
-  const accepted: number[] = [];
-  const rejected: number[] = [];
-  let running = true;
-  const pending: Promise<void>[] = [];
-  const done = (async () => {
-    for (let n = 0; running; n++) {
-      pending.push(
-        events.notifyChannel('home', 'cmd.msg', n).then(
-          () => void accepted.push(n),
-          () => void rejected.push(n),
-        ),
-      );
-      await delay(everyMs);
-    }
-    await Promise.all(pending);
-  })();
-  return {
-    accepted,
-    rejected,
-    async stop() {
-      running = false;
-      await done;
-      accepted.sort((a, b) => a - b);
-    },
-  };
-}
-
-async function until(check: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check() && Date.now() < deadline) await delay(50);
-}
 
 async function ownBroker(t: ExecutionContext, start: (binary: string) => Promise<BrokerProcess>, binary: string) {
   const process = await start(findBinary(binary)!);
@@ -163,15 +114,7 @@ for (const { kind, binary, start, broker } of kinds) {
     t.true(accepted.includes(0) && last > 150, 'events were accepted before and after the outage');
     await until(() => clients.every((c) => c.received.includes(last)), 15_000);
     for (const [i, c] of clients.entries()) {
-      t.is(new Set(c.received).size, c.received.length, `client ${i}: no duplicates`);
-      t.true(c.received.includes(0) && c.received.includes(last), `client ${i}: events before and after the outage arrived`);
-      const missing = accepted.filter((n) => !c.received.includes(n));
-      if (missing.length > 0) {
-        t.true(c.resets.length > 0, `client ${i} missed ${missing.length} events without a cmd.onReset`);
-        // Everything missing was published before the reset that announced it: nothing is lost after it.
-        const firstAfterReset = c.received[c.resets.at(-1)!];
-        t.true(firstAfterReset !== undefined && Math.max(...missing) < firstAfterReset, `client ${i}: an event was lost after its reset`);
-      }
+      const missing = onlyAnnouncedLoss(t, `client ${i}`, c, accepted, 'outage');
       // nats-server keeps its stream on disk through the restart, so the history can replay everything.
       if (kind === 'nats') t.deepEqual(missing, [], `client ${i} lost nothing`);
       t.log(`${kind}: client ${i}: ${c.received.length} of ${accepted.length} accepted events, ${missing.length} missing, ${c.resets.length} resets`);

@@ -114,7 +114,7 @@ async function dropNatsStreams(url: string, prefix: string): Promise<void> {
   const nc = await connect({ servers: url.split(',') });
   try {
     const jsm = await jetstreamManager(nc);
-    const names = [`KV_${prefix}_presence`, `KV_${prefix}_sequences`, `KV_${prefix}_lists`, `${prefix}_history`];
+    const names = [`KV_${prefix}_presence`, `KV_${prefix}_rosters`, `KV_${prefix}_sequences`, `KV_${prefix}_lists`, `${prefix}_history`];
     await Promise.allSettled(names.map((name) => jsm.streams.delete(name)));
   } finally {
     await nc.close();

@@ -9,6 +9,9 @@ import net from 'node:net';
  */
 export class TcpRelay {
   private readonly sockets = new Set<net.Socket>();
+  private readonly pairs = new Map<net.Socket, net.Socket>();
+  /** The first bytes each client sent, for `cutWhere`. */
+  private readonly sent = new Map<net.Socket, string>();
   private isCut = false;
 
   private constructor(
@@ -30,9 +33,29 @@ export class TcpRelay {
     for (const socket of this.sockets) socket.pause();
   }
 
+  /**
+   * Stops passing bytes, both ways, on the open connections whose client
+   * has sent `marker` (a replica's `REPLCONF`, say), leaving the others be;
+   * `reset` ends them.
+   */
+  cutWhere(marker: string): void {
+    for (const [client, upstream] of this.pairs) {
+      if (!this.sent.get(client)?.includes(marker)) continue;
+      client.pause();
+      upstream.pause();
+    }
+  }
+
   heal(): void {
     this.isCut = false;
     for (const socket of this.sockets) socket.resume();
+  }
+
+  /** Ends the cut by resetting every connection, as a router that lost its state does: clients must reconnect. */
+  reset(): void {
+    for (const socket of this.sockets) socket.destroy();
+    this.sockets.clear();
+    this.isCut = false;
   }
 
   async close(): Promise<void> {
@@ -42,6 +65,16 @@ export class TcpRelay {
 
   private pair(client: net.Socket, targetPort: number): void {
     const upstream = net.connect(targetPort, '127.0.0.1');
+    this.pairs.set(client, upstream);
+    this.sent.set(client, '');
+    client.on('data', (chunk) => {
+      const seen = this.sent.get(client);
+      if (seen !== undefined && seen.length < 4096) this.sent.set(client, seen + chunk.toString('latin1'));
+    });
+    client.on('close', () => {
+      this.pairs.delete(client);
+      this.sent.delete(client);
+    });
     for (const [from, to] of [
       [client, upstream],
       [upstream, client],
