@@ -50,6 +50,7 @@ export class GuardedBroker implements Broker {
     private readonly defaultTimeoutMs: number,
   ) {
     this.name = inner.name;
+    // Settled again in connect(), once the broker can say what it needs; connecting runs under this one.
     this.timeoutMs = chosenTimeoutMs ?? defaultTimeoutMs;
     inner.limitCallsTo?.(this.timeoutMs);
     this.presence = guardedPresence(inner.presence, (what, call) => this.guard(what, call));
@@ -74,11 +75,6 @@ export class GuardedBroker implements Broker {
   /** Who hears of stalls and of the broker answering again. */
   watch(events: GuardEvents): void {
     this.events = events;
-  }
-
-  /** The bound on every call, once connected. */
-  get boundMs(): number {
-    return this.timeoutMs;
   }
 
   /** True while calls fail at once because a call or ping timed out. */

@@ -105,7 +105,7 @@ export class Lifecycle {
     sink.open();
     sink.onClose(() => this.detach(sub));
     request.onStreamOpened?.(sub);
-    await this.register(sub, connectArgs, { lastEventId: request.lastEventId, resumed: resumable !== undefined, from: resumable });
+    await this.register(sub, connectArgs, { lastEventId: request.lastEventId, from: resumable });
     return { opened: sub };
   }
 
@@ -196,9 +196,10 @@ export class Lifecycle {
   private async register(
     sub: EventSubscription,
     connectArgs: Record<string, string>,
-    resume: { lastEventId?: number; resumed: boolean; from?: SubscriptionInfo },
+    resume: { lastEventId?: number; from?: SubscriptionInfo },
   ): Promise<void> {
     const { broker, counters, settings } = this.core;
+    const resumed = resume.from !== undefined;
     // A stream of the same subscription here (a second resume racing the first) ends first, as a departure.
     const replaced = this.delivery.get(sub.id);
     if (replaced && replaced !== sub) await this.endStream(replaced, true);
@@ -211,13 +212,11 @@ export class Lifecycle {
     let head: number | undefined;
     let missed: Missed = { entries: [] };
     let abandoned = false;
-    let claimed = true;
     try {
       // Read before subscribing: every event published after this arrives live.
       head = history && resume.lastEventId === undefined ? await history.head() : undefined;
-      if (resume.from) claimed = await this.claim(resume.from, sub.info);
-      else await this.records.write(sub.info);
-      if (!claimed) {
+      if (!resume.from) await this.records.write(sub.info);
+      else if (!(await this.claim(resume.from, sub.info))) {
         // It left (its lease ran out, or it was unregistered) or another stream took it while this one was set up.
         this.core.logStep('resume lost', sub.info);
         return await this.endStream(sub, false);
@@ -231,22 +230,22 @@ export class Lifecycle {
       await this.records.remove(sub.id).catch(() => {});
       throw error;
     }
-    if (abandoned) return this.abandon(sub, resume.resumed);
+    if (abandoned) return this.abandon(sub, resumed);
     if (resume.lastEventId !== undefined) {
       // Channel events are replayed, but what was sent to the old subscription or user id cannot be.
-      if (!resume.resumed) missed.gap ??= 'a new subscription: events sent to the previous one cannot be replayed';
+      if (!resumed) missed.gap ??= 'a new subscription: events sent to the previous one cannot be replayed';
     } else {
       if (head !== undefined) sub.lastEventId = head;
-      if (resume.resumed) missed.gap = 'resumed without a Last-Event-ID';
+      if (resumed) missed.gap = 'resumed without a Last-Event-ID';
     }
     sub.openedAtEventId = resume.lastEventId ?? head ?? 0;
     sub.send('cmd.onConnect', JSON.stringify(connectArgs));
     this.delivery.countMissed(writeMissed(sub, missed, resume.lastEventId), missed);
     sub.release();
-    if (resume.resumed) counters.resumedSubscriptions++;
-    this.core.logStep(resume.resumed ? 'resumed' : 'opened', sub.info, { lastEventId: resume.lastEventId, replayed: missed.entries.length, gap: missed.gap });
+    if (resumed) counters.resumedSubscriptions++;
+    this.core.logStep(resumed ? 'resumed' : 'opened', sub.info, { lastEventId: resume.lastEventId, replayed: missed.entries.length, gap: missed.gap });
     await this.core.runHook(this.core.options.onSubscribe, sub);
-    if (settings.notifyChannelOfSubscriptions && !resume.resumed) await this.delivery.notifyChannels(sub.channels, 'cmd.onJoin', sub.metaJson);
+    if (settings.notifyChannelOfSubscriptions && !resumed) await this.delivery.notifyChannels(sub.channels, 'cmd.onJoin', sub.metaJson);
   }
 
   /**
@@ -305,7 +304,6 @@ export class Lifecycle {
 
   private async markDetached(sub: EventSubscription): Promise<void> {
     await this.endStream(sub, false);
-    const watch = (info: SubscriptionInfo) => this.detached.set(sub.id, { info, expiresAt: Date.now() + this.core.settings.idleTimeoutMs });
     // A channel update may change the record between the read and the write: read again and retry.
     for (let attempt = 0; attempt < 5; attempt++) {
       const current = await this.records.readVersioned(sub.id);
@@ -316,12 +314,17 @@ export class Lifecycle {
       const detached = { ...current.info, detached: true };
       // Conditional, so an unregister or a resume landing meanwhile wins.
       if (await this.records.replace(current, detached)) {
-        watch(detached);
+        this.watchDetached(detached);
         return;
       }
     }
     // Still this stream's, but not marked: this server sweeps it all the same, so that it cannot linger.
-    watch({ ...sub.info, detached: true });
+    this.watchDetached({ ...sub.info, detached: true });
+  }
+
+  /** Puts a subscription in this server's sweep of detached ones, due an idle timeout from now. */
+  private watchDetached(info: SubscriptionInfo): void {
+    this.detached.set(info.id, { info, expiresAt: Date.now() + this.core.settings.idleTimeoutMs });
   }
 
   /** Retires the record of a stream that just went away if its lease had already run out (one leave, as any expiry). */
@@ -416,7 +419,7 @@ export class Lifecycle {
   async handOver(sub: EventSubscription, connectionId: string | undefined): Promise<void> {
     if (connectionId !== undefined && connectionId !== sub.info.connectionId) return;
     await this.endStream(sub, false);
-    this.detached.set(sub.id, { info: { ...sub.info, detached: true }, expiresAt: Date.now() + this.core.settings.idleTimeoutMs });
+    this.watchDetached({ ...sub.info, detached: true });
   }
 
   // ---- live or detached → left ---------------------------------------------------
