@@ -238,7 +238,7 @@ export class Lifecycle {
       if (head !== undefined) sub.lastEventId = head;
       if (resumed) missed.gap = 'resumed without a Last-Event-ID';
     }
-    sub.openedAtEventId = resume.lastEventId ?? head ?? 0;
+    sub.coveredToEventId = Math.max(sub.coveredToEventId, resume.lastEventId ?? head ?? 0);
     sub.send('cmd.onConnect', JSON.stringify(connectArgs));
     this.delivery.countMissed(writeMissed(sub, missed, resume.lastEventId), missed);
     sub.release();

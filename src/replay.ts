@@ -35,6 +35,8 @@ export async function readMissed(
   const read = await history.read(afterId, topics);
   // An adapter written against an older contract (which returned `complete`) must not pass for complete.
   if (!Number.isFinite(read.first) || !Number.isFinite(read.head)) throw new Error('the broker history returned no first and head ids; see HistoryRead');
+  // The read carried everything up to its head: nothing there can be owed to the stream late.
+  sub.coveredToEventId = Math.max(sub.coveredToEventId, read.head);
   const gap = gapOf(read, afterId);
   if (gap !== undefined) {
     sub.lastEventId = read.head;

@@ -53,8 +53,12 @@ export class EventSubscription {
   leasedFromPulseAt = this.lastPulseAt;
   /** The id of the last frame written. */
   lastEventId = 0;
-  /** The history's head when this stream began (or the id it resumed from): what came before is not its to receive. */
-  openedAtEventId = 0;
+  /**
+   * The newest id this stream cannot be owed late: the history's head when it
+   * began, or when the history was last read for it (a replay, a catch-up),
+   * since such a read carried every event up to its head.
+   */
+  coveredToEventId = 0;
   private readonly ownNumbering: boolean;
   private readonly beforeWrite: FrameOptions['beforeWrite'];
   private held: HeldEvent[] | undefined;
@@ -104,14 +108,15 @@ export class EventSubscription {
 
   /**
    * An event that reaches this stream after later ones (see `Broker.onMessage`):
-   * written at once if the stream was open when it was published, under the
+   * written at once if the stream was open when it was published and no
+   * history read since has carried it, under the
    * last id when the stream is past it, so that a resume from that id still
    * replays nothing twice. Held streams take it with the rest (the catch-up
    * that releases them reads it from the history anyway). Returns whether it
    * was written or held.
    */
   deliverLate(id: number, selector: string, body: string, channel?: string): boolean {
-    if (id <= this.openedAtEventId) return false;
+    if (id <= this.coveredToEventId) return false;
     if (this.held || id > this.lastEventId) {
       this.deliver(id, selector, body, channel);
       return true;

@@ -67,10 +67,12 @@ test('a late event is written once to a stream open when it was published, under
   const sink = new MemorySink();
   const sub = new EventSubscription(record(), sink, { ownNumbering: false });
   sub.lastEventId = 100;
-  sub.openedAtEventId = 100;
+  sub.coveredToEventId = 100;
   sub.deliver(103, 'cmd.n', '3');
   t.true(sub.deliverLate(102, 'cmd.n', 'late 2'));
   t.false(sub.deliverLate(99, 'cmd.n', 'before it opened'));
+  sub.coveredToEventId = 102;
+  t.false(sub.deliverLate(101, 'cmd.n', 'carried by a history read'));
   t.true(sub.deliverLate(104, 'cmd.n', 'late but next'));
   sub.deliver(104, 'cmd.n', '4 again');
   t.deepEqual(sink.ids, [103, 103, 104]);
