@@ -144,33 +144,38 @@ export class GuardedBroker implements Broker {
 
   private bounded<T>(what: string, call: () => Promise<T>): Promise<T> {
     const attempt = call();
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
+    // One timer and one promise per call: this runs several times for every stream that opens.
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
         const reason = `${what} took longer than ${this.timeoutMs} ms`;
-        if (!this.stalled) {
-          this.stalled = true;
-          this.events.stalled(reason);
-        }
+        this.markStalled(reason);
         reject(new BrokerUnavailableError(`the ${this.name} broker did not answer: ${reason}`));
       }, this.timeoutMs);
+      // What a frozen broker answers after the deadline is of no use any more, and is dropped (a settled promise ignores it).
+      attempt.then(
+        (value) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          // The client library gave up on its own (its time-out, a closed connection): the same as ours.
+          if (!(error instanceof BrokerUnavailableError) && this.inner.isUnavailable?.(error)) {
+            const reason = `${what} failed: ${(error as Error).message}`;
+            this.markStalled(reason);
+            reject(new BrokerUnavailableError(`the ${this.name} broker did not answer: ${reason}`, { cause: error }));
+          } else reject(error);
+        },
+      );
     });
-    // What a frozen broker answers late is of no use any more, and must not surface as an unhandled rejection.
-    attempt.catch(() => {});
-    const answered = attempt.catch((error: unknown) => {
-      // The client library gave up on its own (its time-out, a closed connection): the same as ours.
-      if (!(error instanceof BrokerUnavailableError) && this.inner.isUnavailable?.(error)) {
-        const reason = `${what} failed: ${(error as Error).message}`;
-        if (!this.stalled) {
-          this.stalled = true;
-          this.events.stalled(reason);
-        }
-        throw new BrokerUnavailableError(`the ${this.name} broker did not answer: ${reason}`, { cause: error });
-      }
-      throw error;
-    });
-    return Promise.race([answered, deadline]).finally(() => clearTimeout(timer));
   }
+
+  private markStalled(reason: string): void {
+    if (this.stalled) return;
+    this.stalled = true;
+    this.events.stalled(reason);
+  }
+
 
 }
 

@@ -213,15 +213,15 @@ export class Lifecycle {
     let missed: Missed = { entries: [] };
     let abandoned = false;
     try {
-      // Read before subscribing: every event published after this arrives live.
-      head = history && resume.lastEventId === undefined ? await history.head() : undefined;
-      if (!resume.from) await this.records.write(sub.info);
-      else if (!(await this.claim(resume.from, sub.info))) {
+      if (!resume.from) {
+        // A new subscription's round trips go out together: the head (where its stream begins), its record and its topics.
+        const [readHead] = await settleAll([history && resume.lastEventId === undefined ? history.head() : undefined, this.records.write(sub.info), this.delivery.listen(sub)]);
+        head = readHead;
+      } else if (!(await this.claim(resume.from, sub.info))) {
         // It left (its lease ran out, or it was unregistered) or another stream took it while this one was set up.
         this.core.logStep('resume lost', sub.info);
         return await this.endStream(sub, false);
-      }
-      await this.delivery.listen(sub);
+      } else await this.delivery.listen(sub);
       abandoned = sub.isClosed;
       if (!abandoned && resume.lastEventId !== undefined) missed = await readMissed(history, sub, new Set(topicsOf(sub.info)), resume.lastEventId);
     } catch (error) {
@@ -235,10 +235,10 @@ export class Lifecycle {
       // Channel events are replayed, but what was sent to the old subscription or user id cannot be.
       if (!resumed) missed.gap ??= 'a new subscription: events sent to the previous one cannot be replayed';
     } else {
-      if (head !== undefined) sub.lastEventId = head;
+      if (head !== undefined) sub.beginAfter(head);
       if (resumed) missed.gap = 'resumed without a Last-Event-ID';
     }
-    sub.coveredToEventId = Math.max(sub.coveredToEventId, resume.lastEventId ?? head ?? 0);
+    sub.coveredToEventId = Math.max(sub.coveredToEventId, resume.lastEventId ?? sub.lastEventId);
     sub.send('cmd.onConnect', JSON.stringify(connectArgs));
     this.delivery.countMissed(writeMissed(sub, missed, resume.lastEventId), missed);
     sub.release();
@@ -481,4 +481,16 @@ export class Lifecycle {
     const wasCurrent = await this.delivery.drop(sub);
     if (wasCurrent && unsubscribed) await this.core.runHook(this.core.options.onUnsubscribe, sub);
   }
+}
+
+/**
+ * Waits for every one of `calls`, as `Promise.all` does, but rejects only
+ * once all have settled: what is undone after a failure must not race a
+ * write still under way.
+ */
+async function settleAll<T extends readonly unknown[]>(calls: T): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
+  const outcomes = await Promise.allSettled(calls);
+  const failed = outcomes.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
+  if (failed) throw failed.reason;
+  return outcomes.map((outcome) => (outcome as PromiseFulfilledResult<unknown>).value) as { -readonly [K in keyof T]: Awaited<T[K]> };
 }

@@ -133,6 +133,16 @@ export class EventSubscription {
     this.write(encodeFrame(next, selector, body, channel));
   }
 
+  /**
+   * Where a new stream begins: after `head`, the history's newest id, read
+   * while its topics were being subscribed. An event held meanwhile arrived
+   * live, so it is written even if its id is not above `head`.
+   */
+  beginAfter(head: number): void {
+    const firstHeld = this.held?.find((event) => event.id !== undefined)?.id;
+    this.lastEventId = firstHeld === undefined ? head : Math.min(head, firstHeld - 1);
+  }
+
   /** Keeps live events back (while history is replayed before them). */
   hold(): void {
     this.held ??= [];

@@ -16,12 +16,23 @@ end
 /** The newest id; a missing counter (first use, or lost in a restart) starts a new epoch. */
 const historyHead = `${epochLua}return redis.call('GET', KEYS[1])`;
 
-const publishWithHistory = `${epochLua}local id = redis.call('INCR', KEYS[1])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+/**
+ * Publishing, in as few steps as Redis can run it, since every event of the
+ * cluster pays for it: INCR (a counter that was missing comes back as 1, and
+ * then starts a new epoch), XADD of one field, `{at}|{topic}|{payload}` (the
+ * publisher's clock, which the age limit is read against anyway), trimmed
+ * approximately (in whole blocks: `read` leaves out what is past
+ * `maxLength`), and PUBLISH.
+ */
+const publishWithHistory = `local id = redis.call('INCR', KEYS[1])
+if id == 1 then
+  local t = redis.call('TIME')
+  id = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  redis.call('SET', KEYS[1], string.format('%.0f', id))
+end
 local sid = string.format('%.0f', id)
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], sid .. '-0', 't', ARGV[1], 'p', ARGV[2], 'at', now)
-redis.call('PUBLISH', ARGV[4], '#' .. sid .. '|' .. ARGV[2])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], sid .. '-0', 'd', ARGV[1] .. '|' .. ARGV[2] .. '|' .. ARGV[3])
+redis.call('PUBLISH', ARGV[5], '#' .. sid .. '|' .. ARGV[3])
 return sid`;
 
 /**
@@ -89,21 +100,21 @@ export class RedisHistory implements EventHistory {
 
   async publish(topic: string, payload: string): Promise<number> {
     this.mayPublish();
-    return Number(await this.script('history_publish')(...this.keys, topic, payload, this.retention.maxLength, this.prefix + topic));
+    return Number(await this.script('history_publish')(...this.keys, Date.now(), topic, payload, this.retention.maxLength, this.prefix + topic));
   }
 
   async read(afterId: number, topics: ReadonlySet<string>): Promise<HistoryRead> {
     const head = await this.head();
     if (afterId >= head) return { entries: [], first: head + 1, head };
-    const raw = await this.redis.xrange(this.keys[1], `${afterId + 1}-0`, '+');
+    // The stream is trimmed in whole blocks: what is past the length limit counts as gone, as an exact trim would have it.
+    const from = Math.max(afterId + 1, head - this.retention.maxLength + 1);
+    const raw = await this.redis.xrange(this.keys[1], `${from}-0`, `${head}-0`);
     const oldestAllowed = Date.now() - this.retention.maxAgeMs;
     // Entries past their age count as gone, as if the stream had trimmed them.
-    const young = raw.filter(([, fields]) => Number(field(fields, 'at')) >= oldestAllowed);
-    const entries = young
-      .map(([streamId, fields]) => ({ id: parseInt(streamId, 10), topic: field(fields, 't'), payload: field(fields, 'p') }))
-      .filter((entry) => topics.has(entry.topic));
+    const young = raw.map(([streamId, fields]) => ({ id: parseInt(streamId, 10), ...entryOf(fields) })).filter((entry) => entry.at >= oldestAllowed);
+    const entries = young.filter((entry) => topics.has(entry.topic)).map(({ id, topic, payload }) => ({ id, topic, payload }));
     // What came back starts at the oldest event the read could see; nothing at all means it is all gone.
-    const first = young.length > 0 ? parseInt(young[0]![0], 10) : head + 1;
+    const first = young.length > 0 ? young[0]!.id : head + 1;
     return { entries, first, head };
   }
 
@@ -117,8 +128,10 @@ export class RedisHistory implements EventHistory {
   }
 }
 
-/** A field of a stream entry, given as a flat [name, value, ...] list. */
-function field(fields: string[], name: string): string {
-  const at = fields.indexOf(name);
-  return at >= 0 && at % 2 === 0 ? fields[at + 1]! : '';
+/** A stream entry's one field, `{at}|{topic}|{payload}` (a topic is percent-encoded: it has no `|`). */
+function entryOf(fields: string[]): { at: number; topic: string; payload: string } {
+  const data = fields[1] ?? '';
+  const afterAt = data.indexOf('|');
+  const afterTopic = data.indexOf('|', afterAt + 1);
+  return { at: Number(data.slice(0, afterAt)), topic: data.slice(afterAt + 1, afterTopic), payload: data.slice(afterTopic + 1) };
 }

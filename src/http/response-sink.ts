@@ -2,11 +2,17 @@ import type { ServerResponse } from 'node:http';
 import type { Context } from 'koa';
 import type { EventSink } from '../subscription.js';
 
+/** How long the headers of a new stream may wait for its first frame, so that both leave in one write. */
+const headerWaitMs = 50;
+
 /**
  * Where a stream's frames go: an HTTP/1.x or HTTP/2 response. Every write is
  * one `res.write`, so a frame (or a keep-alive) reaches the socket whole and
  * never ends part-way through its lines. It also remembers when it last
  * wrote, for the keep-alive, and drops a client that has stopped reading.
+ *
+ * It listens for the client going away once, for everyone who asks: a
+ * stream is held for hours, and each listener is memory it holds.
  */
 export class ResponseSink implements EventSink {
   /** When the stream opened (Unix ms). */
@@ -14,19 +20,39 @@ export class ResponseSink implements EventSink {
   /** When anything was last written (Unix ms). */
   lastWriteAt = this.openedAt;
   private opened = false;
+  private gone = false;
+  private headerTimer: NodeJS.Timeout | undefined;
+  private closeListeners: Array<() => void> | undefined;
 
   constructor(
     private readonly ctx: Context,
     private readonly maxBuffered: number,
     private readonly onOverflow: (buffered: number) => void,
-  ) {}
+  ) {
+    ctx.req.on('close', () => {
+      this.gone = true;
+      clearTimeout(this.headerTimer);
+      const listeners = this.closeListeners ?? [];
+      this.closeListeners = undefined;
+      for (const listener of listeners) listener();
+    });
+  }
 
   /** True once the response became an event stream. */
   get isOpen(): boolean {
     return this.opened;
   }
 
-  /** Sends the SSE headers at once and takes the raw response over from Koa. */
+  /** True once the client has gone away (or the stream ended). */
+  get clientGone(): boolean {
+    return this.gone || this.ctx.req.destroyed;
+  }
+
+  /**
+   * Takes the raw response over from Koa and sets the SSE headers. They go
+   * out with the first frame, in one write (a new stream's first frame
+   * follows within a broker round trip), or after `headerWaitMs` without one.
+   */
   open(): void {
     const { ctx } = this;
     this.opened = true;
@@ -41,12 +67,20 @@ export class ResponseSink implements EventSink {
       'Cache-Control': 'no-cache',
       'X-Accel-Buffering': 'no',
     });
-    ctx.res.flushHeaders();
+    // Cleared by the first write, which carries the headers.
+    this.headerTimer = setTimeout(() => {
+      if (!this.isGone) ctx.res.flushHeaders();
+    }, headerWaitMs);
+    this.headerTimer.unref();
   }
 
   write(chunk: string): void {
     if (this.isGone) return;
     const res = this.ctx.res as ServerResponse;
+    if (this.headerTimer) {
+      clearTimeout(this.headerTimer);
+      this.headerTimer = undefined;
+    }
     res.write(chunk);
     this.lastWriteAt = Date.now();
     // Node buffers whatever the socket (or the HTTP/2 stream's window) cannot take yet: the measure of a stalled reader.
@@ -58,11 +92,14 @@ export class ResponseSink implements EventSink {
   }
 
   end(): void {
+    clearTimeout(this.headerTimer);
     if (!this.isGone) this.ctx.res.end();
   }
 
+  /** Calls `listener` once when the client goes away; at once if it has already. */
   onClose(listener: () => void): void {
-    this.ctx.req.once('close', listener);
+    if (this.gone) listener();
+    else (this.closeListeners ??= []).push(listener);
   }
 
   private get isGone(): boolean {

@@ -4,6 +4,7 @@ import { identityProblem, isAuthenticated } from '../identity.js';
 import { internalsOf } from '../internals.js';
 import { channelNameProblem, splitList, UNKNOWN_CHANNEL } from '../protocol.js';
 import type { ServerEvents } from '../server-events.js';
+import type { EventSubscription } from '../subscription.js';
 import { channelUserOf, firstForbiddenChannel } from './authorization.js';
 import { sendError } from './errors.js';
 import type { KeepAlive } from './keep-alive.js';
@@ -29,6 +30,12 @@ export async function openEventStream(ctx: Context, events: ServerEvents, option
   if (events.isStopping) return sendError(ctx, 503, 'This server is shutting down; try another', 1);
   const address = ctx.ip;
   if (!services.limits.admit(ctx, address)) return;
+  const internals = internalsOf(events);
+  let subscriptionId = '';
+  let subscriptionUser = '';
+  const sink = new ResponseSink(ctx, options.maxBufferedBytes ?? httpDefaults.maxBufferedBytes, (buffered) =>
+    internals.slowConsumerDropped(subscriptionId, address, subscriptionUser, buffered),
+  );
   let released = false;
   const release = () => {
     if (released) return;
@@ -36,17 +43,27 @@ export async function openEventStream(ctx: Context, events: ServerEvents, option
     services.limits.release(address);
   };
   // A stream gives its place back when it closes; any other outcome, at once.
-  ctx.req.once('close', release);
+  sink.onClose(release);
   let started = false;
   try {
-    started = await openAdmitted(ctx, events, options, services.keepAlive);
+    started = await openAdmitted(ctx, events, options, services.keepAlive, sink, (sub) => {
+      subscriptionId = sub.id;
+      subscriptionUser = sub.info.userId;
+    });
   } finally {
     if (!started) release();
   }
 }
 
 /** Everything after admission. Returns whether the response became a stream. */
-async function openAdmitted(ctx: Context, events: ServerEvents, options: MiddlewareOptions, keepAlive: KeepAlive): Promise<boolean> {
+async function openAdmitted(
+  ctx: Context,
+  events: ServerEvents,
+  options: MiddlewareOptions,
+  keepAlive: KeepAlive,
+  sink: ResponseSink,
+  onIdentified: (sub: EventSubscription) => void,
+): Promise<boolean> {
   const refuse = (status: number, message: string) => {
     sendError(ctx, status, message);
     return false;
@@ -57,9 +74,7 @@ async function openAdmitted(ctx: Context, events: ServerEvents, options: Middlew
   if (problem) return refuse(400, problem);
   checkChannelCount(channels, events.maxChannelsPerSubscription);
 
-  // A client may leave while the hooks below run; then no subscription must be made.
-  let gone = false;
-  ctx.req.once('close', () => (gone = true));
+  // A client may leave while the hooks below run (`sink.clientGone`); then no subscription must be made.
   await options.onInit?.(ctx);
   const identity = (await options.authenticate?.(ctx)) ?? {};
   if (options.limitToAuthenticatedUsers && !isAuthenticated(identity)) return refuse(401, 'Auth Required');
@@ -72,15 +87,9 @@ async function openAdmitted(ctx: Context, events: ServerEvents, options: Middlew
   const lastEventId = readLastEventId(ctx);
   if (lastEventId === null) return refuse(400, 'Last-Event-ID must be a non-negative integer');
 
-  const internals = internalsOf(events);
-  const sink = new ResponseSink(ctx, options.maxBufferedBytes ?? httpDefaults.maxBufferedBytes, (buffered) =>
-    internals.slowConsumerDropped(subscriptionId, ctx.ip, subscriptionUser, buffered),
-  );
-  let subscriptionId = '';
-  let subscriptionUser = '';
   const urlBase = `${ctx.protocol}://${ctx.host}${options.prefix ?? ''}`;
   const resume = ctx.query.resume;
-  const outcome = await internals.lifecycle.open(
+  const outcome = await internalsOf(events).lifecycle.open(
     {
       channels,
       identity,
@@ -97,15 +106,14 @@ async function openAdmitted(ctx: Context, events: ServerEvents, options: Middlew
       refuseKept: (kept) => firstForbiddenChannel(options, user, kept, ctx),
       onCreated: (sub) => options.onCreated?.(sub, ctx),
       onConnect: async (sub, connectArgs) => {
-        subscriptionId = sub.id;
-        subscriptionUser = sub.info.userId;
+        onIdentified(sub);
         await options.onConnect?.(sub, connectArgs);
       },
       onStreamOpened: (sub) => {
         keepAlive.add(sub, sink);
         sink.onClose(() => keepAlive.remove(sub));
       },
-      isGone: () => gone || ctx.req.destroyed,
+      isGone: () => sink.clientGone,
     },
     sink,
   );

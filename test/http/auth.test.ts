@@ -104,7 +104,7 @@ test('validateUserSession: heartbeat, update and unregister from another session
   t.is((await request('POST', stream.connectArgs.unRegisterUrl!, { headers: { Cookie: cookie } })).status, 200);
 });
 
-test('subscription ids carry 120 bits of randomness: 20 characters of [A-Za-z0-9], all different', async (t) => {
+test('subscription ids carry 119 bits of randomness: 20 characters of [A-Za-z0-9], all different', async (t) => {
   const { url } = await server(t, {});
   const ids = new Set<string>();
   for (let i = 0; i < 20; i++) {
