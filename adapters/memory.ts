@@ -57,11 +57,11 @@ class MemoryHistory implements EventHistory {
     private readonly retention: Required<HistoryRetention>,
   ) {}
 
-  async publish(topic: string, payload: string): Promise<number> {
+  async publish(topic: string, payload: string, deliverOn: readonly string[] = [topic]): Promise<number> {
     const id = ++this.last;
     this.kept.push({ id, topic, payload, at: Date.now() });
     if (this.kept.length > this.retention.maxLength) this.kept.splice(0, this.kept.length - this.retention.maxLength);
-    this.hub.deliver(topic, payload, id);
+    for (const target of deliverOn) this.hub.deliver(target, payload, id);
     return id;
   }
 

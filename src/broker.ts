@@ -265,11 +265,17 @@ export interface HistoryRead {
  */
 export interface EventHistory {
   /**
-   * Appends `payload` and publishes it on `topic` as one atomic step, so the
-   * order of ids is the order in which every subscriber receives the
-   * payloads. Resolves with the id; rejects if the backend did not take it.
+   * Appends `payload` under `topic` and publishes it, as one atomic step, so
+   * the order of ids is the order in which every subscriber receives the
+   * payloads. It is published on `topic`, or, when `deliverOn` is given, on
+   * each of those topics instead (the inboxes of the servers that hold a
+   * private audience; none at all for an empty list), while a `read` still
+   * finds it under `topic`. An adapter that cannot publish on other topics
+   * in the same atomic step (NATS) sends those copies once the history has
+   * taken the event, marked late. Resolves with the id; rejects if the
+   * backend did not take it.
    */
-  publish(topic: string, payload: string): Promise<number>;
+  publish(topic: string, payload: string, deliverOn?: readonly string[]): Promise<number>;
 
   /**
    * The events after `afterId` whose topic is in `topics`, oldest first, with

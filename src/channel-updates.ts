@@ -3,7 +3,6 @@ import type { Core } from './core.js';
 import type { Delivery } from './delivery.js';
 import { nextChannels, withChannels, type Records, type VersionedRecord } from './records.js';
 import type { EventSubscription } from './subscription.js';
-import { topics } from './topics.js';
 
 /**
  * Channel changes of a live or detached subscription, wherever it is: the
@@ -36,7 +35,7 @@ export class ChannelUpdates {
     if (!current) return false;
     checkChannelCount(nextChannels(current.info.channels, subscribe, unsubscribe), max);
     if (current.info.detached) return this.updateDetached(current, subscribe, unsubscribe);
-    await this.delivery.publish(topics.subscription(subscriptionId), { kind: 'channels', subscribe: [...subscribe], unsubscribe: [...unsubscribe] });
+    await this.delivery.sendControl(current.info, { kind: 'channels', subscribe: [...subscribe], unsubscribe: [...unsubscribe] });
     return true;
   }
 

@@ -3,8 +3,8 @@ import type { Core } from './core.js';
 import { decodeEnvelope, encodeEnvelope, type Control, type Envelope } from './envelope.js';
 import { readMissed, writeMissed, type Missed } from './replay.js';
 import { EventSubscription, type EventSink } from './subscription.js';
-import type { SubscriptionInfo } from './records.js';
-import { TopicRouter, topics, topicsOf } from './topics.js';
+import type { Records, SubscriptionInfo } from './records.js';
+import { isPrivateTopic, TopicRouter, topics, topicsOf } from './topics.js';
 
 /**
  * Everything between the broker and this server's streams: the streams held
@@ -17,20 +17,65 @@ export class Delivery {
   private readonly router: TopicRouter<EventSubscription>;
   private readonly lagListeners: Array<(lagMs: number) => void> = [];
   private controlHandler: (sub: EventSubscription, control: Control) => Promise<void> = async () => {};
+  private sweepsAudience: (topic: string) => boolean = () => false;
+  private inboxOpen = false;
 
-  constructor(private readonly core: Core) {
+  constructor(
+    private readonly core: Core,
+    private readonly records: Records,
+  ) {
     this.router = new TopicRouter(core.broker);
+  }
+
+  /** Subscribes to this server's inbox, where the events and controls for the private audiences it holds arrive. */
+  async openInbox(): Promise<void> {
+    await this.core.broker.subscribe([topics.server(this.core.serverId)]);
+    this.inboxOpen = true;
   }
 
   // ---- outbound ------------------------------------------------------------
 
-  /** Notifications go through the history when the broker has one (so they can be replayed); controls never do. */
-  async publish(topic: string, envelope: Envelope): Promise<void> {
+  /**
+   * Sends an envelope to an audience. Notifications go through the history
+   * when the broker has one (so they can be replayed); controls never do. A
+   * shared audience is a broker topic; a private one is reached through the
+   * inbox of each server that holds a member (`holders`, when the caller
+   * knows them, else found in the presence indexes).
+   */
+  async publish(topic: string, envelope: Envelope, holders?: readonly string[]): Promise<void> {
     const { broker, counters } = this.core;
-    const payload = encodeEnvelope(envelope.kind === 'notify' ? { ...envelope, at: Date.now() } : envelope);
-    if (envelope.kind === 'notify' && broker.history) await broker.history.publish(topic, payload);
+    const notify = envelope.kind === 'notify';
+    let inboxes: string[] | undefined;
+    if (isPrivateTopic(topic)) {
+      const via = [...(holders ?? (await this.holdersOf(topic)))];
+      envelope = { ...envelope, to: topic, via };
+      inboxes = via.map(topics.server);
+    }
+    if (envelope.kind === 'notify') envelope = { ...envelope, at: Date.now() };
+    const payload = encodeEnvelope(envelope);
+    if (notify && broker.history) await broker.history.publish(topic, payload, inboxes);
+    else if (inboxes) await Promise.all(inboxes.map((inbox) => broker.publish(inbox, payload)));
     else await broker.publish(topic, payload);
-    if (envelope.kind === 'notify') counters.notificationsPublished++;
+    if (notify) counters.notificationsPublished++;
+  }
+
+  /** Sends a control to the stream of a subscription, on the server its record names. */
+  sendControl(info: SubscriptionInfo, control: Control): Promise<void> {
+    return this.publish(topics.subscription(info.id), control, [info.serverId]);
+  }
+
+  /** The servers holding a member of a private audience, live or detached: one record for a subscription, else its index. */
+  private async holdersOf(topic: string): Promise<string[]> {
+    if (topic.startsWith('sub.')) {
+      const id = decodeURIComponent(topic.slice('sub.'.length));
+      if (this.local.has(id)) return [this.core.serverId];
+      const info = await this.records.read(id);
+      return info ? [info.serverId] : [];
+    }
+    const servers = new Set<string>();
+    // Any record the index lists will do: a server that turns out to hold no member drops what it gets.
+    for await (const batch of this.records.find(topic, () => true)) for (const info of batch) servers.add(info.serverId);
+    return [...servers];
   }
 
   /** Sends `selector body` to each channel, prefixed with the channel: presence notices and multi-channel sends. */
@@ -106,9 +151,9 @@ export class Delivery {
     return this.local.size;
   }
 
-  /** Topics the broker is subscribed to for this server. */
+  /** Broker topics this server is subscribed to: its inbox, everyone and each channel its streams are in. */
   get brokerTopics(): number {
-    return this.router.subscribedTopics.size;
+    return this.router.subscribedTopics.size + (this.inboxOpen ? 1 : 0);
   }
 
   /** How many of this server's streams are in each channel. */
@@ -123,6 +168,14 @@ export class Delivery {
   /** Who acts on control messages (pulse, close, channel changes) for a stream held here. */
   onControl(handler: (sub: EventSubscription, control: Control) => Promise<void>): void {
     this.controlHandler = handler;
+  }
+
+  /**
+   * Tells whether a subscription detached here belongs to a private audience:
+   * then what reaches this inbox for it is passed on (see `forward`).
+   */
+  onSweepCheck(sweepsAudience: (topic: string) => boolean): void {
+    this.sweepsAudience = sweepsAudience;
   }
 
   /** Calls `listener` with the lag in ms (publish on any server to the last write here) of every notification delivered here. */
@@ -144,7 +197,15 @@ export class Delivery {
       this.core.reportError(new Error(`ignored a malformed payload on topic ${topic}: ${String(error)}`));
       return;
     }
-    const members = this.router.membersOf(topic);
+    if (envelope.lateId !== undefined) {
+      id = envelope.lateId;
+      late = true;
+    }
+    const audience = envelope.to ?? topic;
+    if (envelope.to !== undefined && this.sweepsAudience(audience)) {
+      void this.forward(envelope, id).catch((error) => this.core.reportError(error));
+    }
+    const members = this.router.membersOf(audience);
     if (!members) return;
     if (envelope.kind !== 'notify') {
       for (const sub of members) void this.controlHandler(sub, envelope).catch((error) => this.core.reportError(error, sub));
@@ -163,6 +224,21 @@ export class Delivery {
     }
     // Once per message and server, after the last local write: the servers' clocks must agree for this to mean much.
     if (at !== undefined && delivered > 0) for (const listener of this.lagListeners) listener(Date.now() - at);
+  }
+
+  /**
+   * Passes on what reached this inbox for a private audience one of whose
+   * subscriptions was detached here: a sender that looked it up just before
+   * a resume elsewhere claimed it sent it here. It goes to the servers that
+   * hold the audience now and were not sent it, as the late copy of its
+   * history event, which a stream takes only if its replay did not carry it.
+   */
+  private async forward(envelope: Envelope, id: number | undefined): Promise<void> {
+    const via = envelope.via ?? [];
+    const servers = (await this.holdersOf(envelope.to!)).filter((server) => server !== this.core.serverId && !via.includes(server));
+    if (servers.length === 0) return;
+    const copy = encodeEnvelope({ ...envelope, via: [...via, ...servers], lateId: envelope.kind === 'notify' ? id : undefined });
+    await Promise.all(servers.map((server) => this.core.broker.publish(topics.server(server), copy)));
   }
 
   /** A heartbeat reached a stream held here: `cmd.onHeartbeat` goes down it. */

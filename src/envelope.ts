@@ -3,7 +3,17 @@
  * needs to write the frame to its own matching subscriptions; a control
  * message asks the server that holds a subscription to act on it.
  */
-export type Envelope = Notification | Control;
+export type Envelope = (Notification | Control) & Addressed;
+
+/** Where an envelope sent to a server's inbox is going (see `topics`). */
+export interface Addressed {
+  /** The private audience it is for: the receiving server hands it to its own members of that topic. */
+  to?: string;
+  /** The servers whose inboxes it was sent to: a server that forwards it (see `Delivery`) skips these. */
+  via?: string[];
+  /** A forwarded copy of the history event of this id: delivered as late (see `Broker.onMessage`). */
+  lateId?: number;
+}
 
 export interface Notification {
   kind: 'notify';

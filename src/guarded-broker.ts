@@ -57,7 +57,7 @@ export class GuardedBroker implements Broker {
     const history = inner.history;
     if (history) {
       this.history = {
-        publish: (topic, payload) => this.guard('history.publish', () => history.publish(topic, payload)),
+        publish: (topic, payload, deliverOn) => this.guard('history.publish', () => history.publish(topic, payload, deliverOn)),
         read: (afterId, topics) => this.guard('history.read', () => history.read(afterId, topics)),
         head: () => this.guard('history.head', () => history.head()),
       };

@@ -1,10 +1,11 @@
 import type { Core } from './core.js';
 import type { Delivery } from './delivery.js';
+import { DetachedSubscriptions } from './detached.js';
 import { createRandomId, defaultProfileUrl, isAuthenticated, safeDisplayName, type Identity } from './identity.js';
 import { buildMeta, type Records, type SubscriptionInfo } from './records.js';
 import { readMissed, writeMissed, type Missed } from './replay.js';
 import type { EventSink, EventSubscription } from './subscription.js';
-import { topics, topicsOf } from './topics.js';
+import { topicsOf } from './topics.js';
 
 /**
  * The life of a subscription, and the one place where it changes state:
@@ -66,7 +67,7 @@ export type OpenOutcome = { opened: EventSubscription } | { refusedChannel: stri
 export class Lifecycle {
   private readonly departures = new Set<Promise<void>>();
   /** Subscriptions detached from a stream of this server, with the time their lease runs out: this server sweeps them. */
-  private readonly detached = new Map<string, { info: SubscriptionInfo; expiresAt: number }>();
+  private readonly detached = new DetachedSubscriptions();
 
   constructor(
     private readonly core: Core,
@@ -183,7 +184,7 @@ export class Lifecycle {
   private async takeOver(info: SubscriptionInfo): Promise<void> {
     const local = this.delivery.get(info.id);
     if (local) await this.delivery.drop(local);
-    else if (!info.detached) await this.delivery.publish(topics.subscription(info.id), { kind: 'close', connectionId: info.connectionId });
+    else if (!info.detached) await this.delivery.sendControl(info, { kind: 'close', connectionId: info.connectionId });
   }
 
   /**
@@ -401,6 +402,11 @@ export class Lifecycle {
     return this.detached.size;
   }
 
+  /** True when a subscription detached here belongs to the private audience `topic` (see `DetachedSubscriptions`). */
+  sweepsAudience(topic: string): boolean {
+    return this.detached.inAudience(topic);
+  }
+
   /** True while this server holds the subscription: its stream is here, or it was detached here. */
   holds(id: string): boolean {
     return this.delivery.get(id) !== undefined || this.detached.has(id);
@@ -448,7 +454,7 @@ export class Lifecycle {
     this.core.logStep('left', info);
     const sub = this.delivery.get(info.id);
     if (sub) await this.endStream(sub, true);
-    else await this.delivery.publish(topics.subscription(info.id), { kind: 'close', connectionId: info.connectionId });
+    else await this.delivery.sendControl(info, { kind: 'close', connectionId: info.connectionId });
     if (this.core.settings.notifyChannelOfSubscriptions) await this.delivery.notifyChannels(info.channels, 'cmd.onLeave', JSON.stringify(info.meta));
   }
 

@@ -66,8 +66,9 @@ export class ServerEvents {
       maxChannelsPerSubscription: this.maxChannelsPerSubscription,
     } = core.settings);
     this.records = new Records(this.broker.presence, this.idleTimeoutMs);
-    this.delivery = new Delivery(core);
+    this.delivery = new Delivery(core, this.records);
     this.lifecycle = new Lifecycle(core, this.records, this.delivery);
+    this.delivery.onSweepCheck((topic) => this.lifecycle.sweepsAudience(topic));
     this.channelUpdates = new ChannelUpdates(core, this.records, this.delivery);
     this.servers = new ServerRegistry(core, this.broker.presence, this.records, this.lifecycle);
     const leases = new Leases(core, this.records, this.delivery, this.lifecycle);
@@ -96,6 +97,7 @@ export class ServerEvents {
     this.broker.onMessage((topic, payload, id, late) => this.delivery.receive(topic, payload, id, late));
     try {
       await this.broker.connect();
+      await this.delivery.openInbox();
       // Registered before any stream opens, so that the cluster can sweep up after this server should it die.
       await this.servers.register();
     } catch (error) {
@@ -195,8 +197,9 @@ export class ServerEvents {
       this.delivery.acceptPulse(local);
       return true;
     }
-    if (!(await this.records.read(subscriptionId))) return false;
-    await this.delivery.publish(topics.subscription(subscriptionId), { kind: 'pulse' });
+    const info = await this.records.read(subscriptionId);
+    if (!info) return false;
+    await this.delivery.sendControl(info, { kind: 'pulse' });
     return true;
   }
 

@@ -2,11 +2,20 @@ import type { Broker } from './broker.js';
 import type { SubscriptionInfo } from './records.js';
 
 /**
- * Broker topic names. Each kind of audience has a topic of its own, so a
- * server subscribes only to the channels, users, sessions and subscriptions
- * its own connections hold. Names are percent-encoded, including `.`, `*` and
- * `>`, so every topic is a safe Redis channel and a two-token NATS subject
- * whatever characters a channel or user name contains.
+ * Topic names. Each kind of audience has a topic of its own. Names are
+ * percent-encoded, including `.`, `*` and `>`, so every topic is a safe
+ * Redis channel and a two-token NATS subject whatever characters a channel
+ * or user name contains.
+ *
+ * Only shared audiences are broker topics: everyone (`all`) and each
+ * channel, which a server subscribes to once for all its streams there. A
+ * private audience (one subscription, a user id, a user name, a session)
+ * has so few members, on so few servers, that a broker topic of its own
+ * would cost every idle connection several broker subscriptions. Its
+ * events go to the inbox of each server that holds a member (found through
+ * the presence indexes of the same names), which hands them to its own
+ * members. The history keeps every event under its audience's topic, so a
+ * replay finds it either way.
  */
 export const topics = {
   all: 'all',
@@ -15,11 +24,16 @@ export const topics = {
   userName: (userName: string) => `uname.${encodeName(userName)}`,
   session: (sessionId: string) => `sess.${encodeName(sessionId)}`,
   subscription: (id: string) => `sub.${encodeName(id)}`,
-  /** A server's own audience: its streams (presence uses it to find a server's subscriptions). */
+  /** A server's inbox (what is sent to the private audiences it holds) and the index of its subscriptions. */
   server: (serverId: string) => `srv.${encodeName(serverId)}`,
 };
 
-/** Every topic a subscription listens on: all, itself, its user, user name, session and channels. */
+/** True for the topic of a private audience: reached through server inboxes, never subscribed to. */
+export function isPrivateTopic(topic: string): boolean {
+  return !(topic === topics.all || topic.startsWith('ch.'));
+}
+
+/** Every audience a subscription belongs to: all, itself, its user, user name, session and channels. What its replay reads. */
 export function topicsOf(info: SubscriptionInfo): string[] {
   const names = [topics.all, topics.subscription(info.id), topics.userId(info.userId), ...info.channels.map(topics.channel)];
   if (info.userName) names.push(topics.userName(info.userName));
@@ -32,15 +46,18 @@ function encodeName(name: string): string {
 }
 
 /**
- * Reference-counts local interest in broker topics and keeps the broker's
- * subscriptions equal to the set of topics with at least one local member.
+ * Reference-counts local interest in topics and keeps the broker's
+ * subscriptions equal to the set of shared topics with at least one local
+ * member. Private topics are counted here too, for local delivery, but
+ * never subscribed to (see `topics`).
  *
  * Changes are collected and flushed in one batched subscribe and one
  * unsubscribe call; flushes never overlap, so a topic dropped and taken again
- * before a flush costs nothing.
+ * before a flush costs nothing. A topic with one member keeps it without a
+ * set: most private topics have one, and a connection holds several.
  */
 export class TopicRouter<Member> {
-  private readonly members = new Map<string, Set<Member>>();
+  private readonly members = new Map<string, Member | Set<Member>>();
   private readonly brokerTopics = new Set<string>();
   private readonly dirty = new Set<string>();
   private flushing: Promise<void> = Promise.resolve();
@@ -53,29 +70,43 @@ export class TopicRouter<Member> {
    * topic, so a message published afterwards is certain to arrive.
    */
   add(member: Member, topicNames: Iterable<string>): Promise<void> {
+    let changed = false;
     for (const topic of topicNames) {
-      let set = this.members.get(topic);
-      if (!set) this.members.set(topic, (set = new Set()));
-      set.add(member);
-      this.dirty.add(topic);
+      const current = this.members.get(topic);
+      if (current === undefined) this.members.set(topic, member);
+      else if (current instanceof Set) current.add(member);
+      else if (current !== member) this.members.set(topic, new Set([current, member]));
+      if (!isPrivateTopic(topic)) {
+        this.dirty.add(topic);
+        changed = true;
+      }
     }
-    return this.schedule();
+    return changed ? this.schedule() : this.flushing;
   }
 
-  /** Removes `member` from each topic; topics left empty are unsubscribed. */
+  /** Removes `member` from each topic; shared topics left empty are unsubscribed. */
   remove(member: Member, topicNames: Iterable<string>): Promise<void> {
+    let changed = false;
     for (const topic of topicNames) {
-      const set = this.members.get(topic);
-      if (!set?.delete(member)) continue;
-      if (set.size === 0) this.members.delete(topic);
-      this.dirty.add(topic);
+      const current = this.members.get(topic);
+      if (current instanceof Set) {
+        if (!current.delete(member)) continue;
+        if (current.size === 1) this.members.set(topic, current.values().next().value as Member);
+      } else if (current === member) this.members.delete(topic);
+      else continue;
+      if (!isPrivateTopic(topic)) {
+        this.dirty.add(topic);
+        changed = true;
+      }
     }
-    return this.schedule();
+    return changed ? this.schedule() : this.flushing;
   }
 
-  /** The local members of `topic` (a live view: do not mutate). */
-  membersOf(topic: string): ReadonlySet<Member> | undefined {
-    return this.members.get(topic);
+  /** The local members of `topic`, or `undefined` when it has none (a live view: do not mutate). */
+  membersOf(topic: string): Iterable<Member> | undefined {
+    const current = this.members.get(topic);
+    if (current === undefined) return undefined;
+    return current instanceof Set ? (current as Set<Member>) : [current as Member];
   }
 
   /** Flushes changes that failed earlier (after the broker came back). */
@@ -83,7 +114,7 @@ export class TopicRouter<Member> {
     return this.schedule();
   }
 
-  /** Topics the broker is subscribed to for this server. */
+  /** Topics the broker is subscribed to for this server's streams. */
   get subscribedTopics(): ReadonlySet<string> {
     return this.brokerTopics;
   }

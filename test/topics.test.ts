@@ -28,24 +28,24 @@ test('topic names encode every character that means something to Redis or NATS',
 test('the router subscribes a topic on its first member and unsubscribes after its last, in batches', async (t) => {
   const broker = new RecordingBroker();
   const router = new TopicRouter<string>(broker);
-  await Promise.all([router.add('a', ['t1', 't2']), router.add('b', ['t2', 't3'])]);
-  t.deepEqual(broker.calls, ['sub t1 t2 t3'], 'one batched call for both members');
-  await router.remove('a', ['t1', 't2']);
-  t.deepEqual(broker.calls.slice(1), ['unsub t1'], 't2 still has a member');
-  t.deepEqual([...router.membersOf('t2')!], ['b']);
-  await router.remove('b', ['t2', 't3']);
-  t.deepEqual(broker.calls.slice(2), ['unsub t2 t3']);
+  await Promise.all([router.add('a', ['ch.1', 'ch.2']), router.add('b', ['ch.2', 'ch.3'])]);
+  t.deepEqual(broker.calls, ['sub ch.1 ch.2 ch.3'], 'one batched call for both members');
+  await router.remove('a', ['ch.1', 'ch.2']);
+  t.deepEqual(broker.calls.slice(1), ['unsub ch.1'], 'ch.2 still has a member');
+  t.deepEqual([...router.membersOf('ch.2')!], ['b']);
+  await router.remove('b', ['ch.2', 'ch.3']);
+  t.deepEqual(broker.calls.slice(2), ['unsub ch.2 ch.3']);
   t.is(router.subscribedTopics.size, 0);
 });
 
 test('a topic dropped and taken again before the flush costs no broker call', async (t) => {
   const broker = new RecordingBroker();
   const router = new TopicRouter<string>(broker);
-  await router.add('a', ['t1']);
-  const removed = router.remove('a', ['t1']);
-  const added = router.add('b', ['t1']);
+  await router.add('a', ['ch.1']);
+  const removed = router.remove('a', ['ch.1']);
+  const added = router.add('b', ['ch.1']);
   await Promise.all([removed, added]);
-  t.deepEqual(broker.calls, ['sub t1']);
+  t.deepEqual(broker.calls, ['sub ch.1']);
 });
 
 test('a failed subscribe is retried by the next change', async (t) => {
@@ -57,8 +57,24 @@ test('a failed subscribe is retried by the next change', async (t) => {
     return subscribe(names);
   };
   const router = new TopicRouter<string>(broker);
-  await t.throwsAsync(() => router.add('a', ['t1']), { message: 'broker down' });
+  await t.throwsAsync(() => router.add('a', ['ch.1']), { message: 'broker down' });
   fail = false;
-  await router.add('b', ['t2']);
-  t.deepEqual([...router.subscribedTopics].sort(), ['t1', 't2']);
+  await router.add('b', ['ch.2']);
+  t.deepEqual([...router.subscribedTopics].sort(), ['ch.1', 'ch.2']);
+});
+
+test('private topics are counted for local delivery but never subscribed to; one member needs no set', async (t) => {
+  const broker = new RecordingBroker();
+  const router = new TopicRouter<string>(broker);
+  const own = [topics.subscription('s1'), topics.userId('u1'), topics.session('x1')];
+  await router.add('a', [topics.all, topics.channel('home'), ...own]);
+  await router.add('b', [topics.all, topics.userId('u1')]);
+  t.deepEqual(broker.calls, ['sub all ch.home'], 'only the shared audiences are broker topics');
+  t.deepEqual([...router.membersOf(topics.subscription('s1'))!], ['a']);
+  t.deepEqual([...router.membersOf(topics.userId('u1'))!].sort(), ['a', 'b']);
+  await router.remove('a', [topics.all, topics.channel('home'), ...own]);
+  t.deepEqual([...router.membersOf(topics.userId('u1'))!], ['b'], 'back to a single member');
+  t.is(router.membersOf(topics.subscription('s1')), undefined);
+  t.deepEqual(broker.calls.slice(1), ['unsub ch.home']);
+  t.deepEqual([...router.subscribedTopics], ['all']);
 });

@@ -17,6 +17,7 @@ export const lateHeader = 'Se-Late';
  */
 export class NatsHistory implements EventHistory {
   private epoch = 0;
+  private jsm: JetStreamManager | undefined;
 
   constructor(
     private readonly connection: () => NatsConnection,
@@ -62,19 +63,21 @@ export class NatsHistory implements EventHistory {
     return this.epoch + sequence;
   }
 
-  async publish(topic: string, payload: string): Promise<number> {
+  async publish(topic: string, payload: string, deliverOn?: readonly string[]): Promise<number> {
     // A second per attempt, repeated while the stream elects a leader; the message id makes a
     // repeat of an attempt that was stored after all a duplicate, answered with the first's sequence.
     const js = jetstream(this.connection());
     const msgID = randomUUID();
     const ack = await throughElections(this.budget, (timeout) => js.publish(`${this.prefix}.h.${topic}`, payload, { msgID, timeout }));
+    // The stream republishes on the topic's own subject; copies for other topics follow the ack, late.
+    if (deliverOn) for (const target of deliverOn) this.republishLate(target, payload, ack.seq);
     // A duplicate means an earlier attempt was stored: perhaps by a leader that died before it
     // republished it, and a new leader stores what it inherits without republishing.
-    if (ack.duplicate) this.republishLate(topic, payload, ack.seq);
+    else if (ack.duplicate) this.republishLate(topic, payload, ack.seq);
     return this.idOf(ack.seq);
   }
 
-  /** Sends a stored message to the live subscribers as late: each server takes it unless it had it. */
+  /** Sends a stored message to the live subscribers of `topic` as late: each server takes it unless it had it. */
   private republishLate(topic: string, payload: string, sequence: number): void {
     const marks = headers();
     marks.set('Nats-Sequence', String(sequence));
@@ -121,7 +124,9 @@ export class NatsHistory implements EventHistory {
   }
 
   private async state(): Promise<StreamState> {
-    const jsm = await jetstreamManager(this.connection());
+    // The manager is made once: making one asks the server whether JetStream is there, a round trip per call.
+    this.jsm ??= await jetstreamManager(this.connection(), { checkAPI: false });
+    const jsm = this.jsm;
     return (await throughElections(this.budget, () => jsm.streams.info(this.stream))).state;
   }
 }

@@ -111,7 +111,8 @@ export class NatsBroker implements Broker {
 
   async connect(): Promise<void> {
     try {
-      this.nc = await connect({ servers: this.url.split(','), maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+      // No stack captured for every request's possible error: on a registration's few requests it took a fifth of the server's time.
+      this.nc = await connect({ servers: this.url.split(','), maxReconnectAttempts: -1, reconnectTimeWait: 250, noAsyncTraces: true });
     } catch (error) {
       throw new Error(`cannot reach NATS at ${this.url}: ${(error as Error).message}`);
     }

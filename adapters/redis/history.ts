@@ -22,7 +22,7 @@ const historyHead = `${epochLua}return redis.call('GET', KEYS[1])`;
  * then starts a new epoch), XADD of one field, `{at}|{topic}|{payload}` (the
  * publisher's clock, which the age limit is read against anyway), trimmed
  * approximately (in whole blocks: `read` leaves out what is past
- * `maxLength`), and PUBLISH.
+ * `maxLength`), and a PUBLISH on each channel it is delivered on.
  */
 const publishWithHistory = `local id = redis.call('INCR', KEYS[1])
 if id == 1 then
@@ -32,7 +32,8 @@ if id == 1 then
 end
 local sid = string.format('%.0f', id)
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], sid .. '-0', 'd', ARGV[1] .. '|' .. ARGV[2] .. '|' .. ARGV[3])
-redis.call('PUBLISH', ARGV[5], '#' .. sid .. '|' .. ARGV[3])
+local message = '#' .. sid .. '|' .. ARGV[3]
+for i = 5, #ARGV do redis.call('PUBLISH', ARGV[i], message) end
 return sid`;
 
 /**
@@ -98,9 +99,10 @@ export class RedisHistory implements EventHistory {
     await this.script('publish_beside_history')(this.keys[0], channel, payload);
   }
 
-  async publish(topic: string, payload: string): Promise<number> {
+  async publish(topic: string, payload: string, deliverOn: readonly string[] = [topic]): Promise<number> {
     this.mayPublish();
-    return Number(await this.script('history_publish')(...this.keys, Date.now(), topic, payload, this.retention.maxLength, this.prefix + topic));
+    const channels = deliverOn.map((target) => this.prefix + target);
+    return Number(await this.script('history_publish')(...this.keys, Date.now(), topic, payload, this.retention.maxLength, ...channels));
   }
 
   async read(afterId: number, topics: ReadonlySet<string>): Promise<HistoryRead> {

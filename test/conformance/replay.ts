@@ -2,6 +2,8 @@ import test from 'ava';
 import type { ClusterFactory } from '../helpers/cluster.js';
 import { delay, request, startServer } from '../helpers/server.js';
 import { only, SseStream, type Frame } from '../helpers/sse.js';
+import { internalsOf } from '../../src/internals.js';
+import { topics } from '../../src/topics.js';
 import { fixture } from './fixture.js';
 
 const numbers = (stream: SseStream) => stream.frames.filter(only('cmd.msg')).map((f) => f.body as number);
@@ -162,5 +164,27 @@ export function replayTests(factory: ClusterFactory): void {
     // Past the idle timeout: a record brought back by the dropped stream would leave a second time now.
     await delay(1500);
     t.is(watcher.frames.filter(only('cmd.onLeave')).length, 1);
+  });
+
+  test(name('an event sent through the inbox of the server a subscription just left reaches it where it resumed, once'), async (t) => {
+    const { connect, servers } = await fixture(t, factory, { count: 3 });
+    const first = await connect('?channels=home', { on: 0 });
+    const seen = lastId(first);
+    first.close();
+    while ((await servers[1]!.events.getSubscriptionInfo(first.id))?.detached !== true) await delay(20);
+    const again = await connect(`?channels=home&resume=${first.id}`, { on: 1, headers: { 'Last-Event-ID': seen, ...sessionOf(first) } });
+    t.is(again.id, first.id);
+    // A sender that looked the subscription up just before the resume claimed it: it names only the server it left.
+    const stale = internalsOf(servers[2]!.events).delivery;
+    const notice = (n: number) => ({ kind: 'notify' as const, selector: 'cmd.msg', body: String(n) });
+    await stale.publish(topics.subscription(first.id), notice(1), [servers[0]!.events.serverId]);
+    await stale.publish(topics.userId(first.connectArgs.userId!), notice(2), [servers[0]!.events.serverId]);
+    // Sent to both: the server it left passes nothing on to a server that had it.
+    await stale.publish(topics.subscription(first.id), notice(3), [servers[0]!.events.serverId, servers[1]!.events.serverId]);
+    await again.count(only('cmd.msg'), 3);
+    await delay(300);
+    t.deepEqual(numbers(again).sort(), [1, 2, 3]);
+    const ids = again.frames.map((f) => Number(f.id));
+    t.true(ids.every((id, i) => i === 0 || id >= ids[i - 1]!), 'ids never go down');
   });
 }
