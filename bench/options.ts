@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util';
 import type { SystemId } from './systems.js';
 
-export const scenarioIds = ['fanout', 'hop', 'capacity', 'scale'] as const;
+export const scenarioIds = ['fanout', 'burst', 'hop', 'capacity', 'ceiling', 'scale'] as const;
 export type ScenarioId = (typeof scenarioIds)[number];
 const systemIds: SystemId[] = ['memory', 'redis', 'nats', 'nats-cluster', 'redis-cluster', 'floor', 'socketio'];
 
@@ -22,6 +22,10 @@ export interface BenchOptions {
   saturationSteps: number;
   p99LimitMs: number;
   connections: number;
+  burstRate: number;
+  burstSubscribers: number;
+  ceilingSeconds: number;
+  inFlight: number;
   scaleSteps: number[];
   threads: number;
   out: string;
@@ -36,8 +40,13 @@ node:http + ioredis floor and socket.io with its Redis adapter, in one run.
 Scenarios (--scenarios, default all):
   fanout    K servers, N subscribers on one channel, publisher on server 1;
             then the rate rises step by step until p99 passes the limit
-  hop       the same on one server: what each broker adds
-  capacity  C idle connections to one server: memory per connection, connect rate
+  burst     a high rate into a small audience on each of the K servers: where
+            writing several frames to a socket at once pays
+  hop       the same as fanout on one server: what each broker adds
+  capacity  C idle connections to one server: memory per connection, connect
+            rate, broker subscriptions per connection
+  ceiling   one server publishing as fast as it can, with a window of
+            publishes in flight and no subscriber: the publish ceiling
   scale     3 servers grow through the scale steps of subscriptions (Redis and NATS);
             at each step: listing a 10-member channel, a user lookup, a resume,
             a heartbeat and the fan-out of one join, as ratios to the first step
@@ -54,6 +63,10 @@ Flags (default):
   --saturation-steps M     8     most steps (0 skips saturation)
   --p99-limit MS           50    the p99 at which a system counts as saturated
   --connections C          10000 idle connections in the capacity scenario
+  --burst-rate R           1000  messages per second in the burst scenario
+  --burst-subscribers N    100   subscribers per server in the burst scenario
+  --ceiling-seconds S      3     seconds of publishing in the ceiling scenario
+  --in-flight W            64    publishes in flight in the ceiling scenario
   --scale-steps LIST       1000,10000,30000 subscriptions at each step of the scale scenario
   --threads T              2     load-generator worker threads
   --out DIR                bench/results
@@ -99,6 +112,10 @@ export function parseOptions(args: string[]): BenchOptions | 'help' {
         'saturation-steps': { type: 'string', default: '8' },
         'p99-limit': { type: 'string', default: '50' },
         connections: { type: 'string', default: '10000' },
+        'burst-rate': { type: 'string', default: '1000' },
+        'burst-subscribers': { type: 'string', default: '100' },
+        'ceiling-seconds': { type: 'string', default: '3' },
+        'in-flight': { type: 'string', default: '64' },
         'scale-steps': { type: 'string', default: '1000,10000,30000' },
         threads: { type: 'string', default: '2' },
         out: { type: 'string', default: 'bench/results' },
@@ -122,6 +139,10 @@ export function parseOptions(args: string[]): BenchOptions | 'help' {
     saturationSteps: number(values['saturation-steps'], 'saturation-steps', { min: 0, integer: true }),
     p99LimitMs: number(values['p99-limit'], 'p99-limit', { min: 0.1 }),
     connections: number(values.connections, 'connections', { min: 1, integer: true }),
+    burstRate: number(values['burst-rate'], 'burst-rate', { min: 1 }),
+    burstSubscribers: number(values['burst-subscribers'], 'burst-subscribers', { min: 1, integer: true }),
+    ceilingSeconds: number(values['ceiling-seconds'], 'ceiling-seconds', { min: 0.5 }),
+    inFlight: number(values['in-flight'], 'in-flight', { min: 1, integer: true }),
     scaleSteps: values['scale-steps'].split(',').map((step) => number(step.trim(), 'scale-steps', { min: 20, integer: true })),
     threads: number(values.threads, 'threads', { min: 1, integer: true }),
     out: values.out,

@@ -13,6 +13,7 @@ import { progressDone } from './progress.js';
 import { latencyChart } from './report/chart.js';
 import { failures, markdownReport, type BenchResults, type Outcome } from './report/table.js';
 import { runCapacity } from './scenarios/capacity.js';
+import { runCeiling } from './scenarios/ceiling.js';
 import { runLatency } from './scenarios/latency.js';
 import { runScale } from './scenarios/scale.js';
 import { brokerOf, systems, type BrokerId, type BrokerUrls, type System } from './systems.js';
@@ -56,7 +57,7 @@ async function runAll(options: BenchOptions, brokers: BrokerUrls, pids: Partial<
     const broker = brokerOf(system.id);
     return (broker && pids[broker]) || [];
   };
-  const results: BenchResults = { startedAt: new Date().toISOString(), machine: machine(), options, fanout: {}, hop: {}, capacity: {}, scale: {} };
+  const results: BenchResults = { startedAt: new Date().toISOString(), machine: machine(), options, fanout: {}, burst: {}, hop: {}, capacity: {}, ceiling: {}, scale: {} };
 
   if (options.scenarios.includes('fanout')) {
     for (const system of chosen.filter((candidate) => candidate.crossServer)) {
@@ -85,6 +86,27 @@ async function runAll(options: BenchOptions, brokers: BrokerUrls, pids: Partial<
   }
   // The clusters are measured where they differ: across servers, next to the single-process brokers.
   const single = chosen.filter((candidate) => !candidate.clustered);
+  if (options.scenarios.includes('burst')) {
+    for (const system of single.filter((candidate) => candidate.crossServer)) {
+      results.burst[system.id] = await attempt(() =>
+        runLatency(
+          system,
+          {
+            servers: options.servers,
+            subscribers: options.burstSubscribers * options.servers,
+            rate: options.burstRate,
+            durationS: Math.min(options.durationS, 3),
+            padBytes: options.padBytes,
+            threads: options.threads,
+            brokers,
+            brokerPids: brokerPids(system),
+            prefix: prefix(),
+          },
+          `burst ${system.label}`,
+        ),
+      );
+    }
+  }
   if (options.scenarios.includes('hop')) {
     for (const system of single) {
       results.hop[system.id] = await attempt(() =>
@@ -110,6 +132,17 @@ async function runAll(options: BenchOptions, brokers: BrokerUrls, pids: Partial<
     for (const system of single) {
       results.capacity[system.id] = await attempt(() =>
         runCapacity(system, { connections: options.connections, threads: options.threads, brokers, prefix: prefix() }, `capacity ${system.label}`),
+      );
+    }
+  }
+  if (options.scenarios.includes('ceiling')) {
+    for (const system of single) {
+      results.ceiling[system.id] = await attempt(() =>
+        runCeiling(
+          system,
+          { seconds: options.ceilingSeconds, inFlight: options.inFlight, padBytes: options.padBytes, brokers, brokerPids: brokerPids(system), prefix: prefix() },
+          `ceiling ${system.label}`,
+        ),
       );
     }
   }

@@ -6,10 +6,11 @@
 import type { Machine } from '../machine.js';
 import type { BenchOptions } from '../options.js';
 import type { CapacityRun } from '../scenarios/capacity.js';
+import type { CeilingRun } from '../scenarios/ceiling.js';
 import type { LatencyRun } from '../scenarios/latency.js';
 import type { ScaleRun, Stat } from '../scenarios/scale.js';
 import { saturationSummary } from '../scenarios/saturation.js';
-import { faultsOf } from '../scenarios/window.js';
+import { faultsOf, type WindowResult } from '../scenarios/window.js';
 import { systems, type SystemId } from '../systems.js';
 
 export type Outcome<T> = { ok: true; value: T } | { ok: false; error: string };
@@ -20,8 +21,10 @@ export interface BenchResults {
   machine: Machine;
   options: BenchOptions;
   fanout: Partial<Record<SystemId, Outcome<LatencyRun>>>;
+  burst: Partial<Record<SystemId, Outcome<LatencyRun>>>;
   hop: Partial<Record<SystemId, Outcome<LatencyRun>>>;
   capacity: Partial<Record<SystemId, Outcome<CapacityRun>>>;
+  ceiling: Partial<Record<SystemId, Outcome<CeilingRun>>>;
   scale: Partial<Record<SystemId, Outcome<ScaleRun>>>;
 }
 
@@ -37,6 +40,13 @@ const cores = (value: number | undefined) => (value === undefined ? '–' : valu
 const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`;
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
 const count = (value: number) => value.toLocaleString('en-US');
+const us = (value: number | undefined) => (value === undefined || !Number.isFinite(value) ? '–' : value < 10 ? value.toFixed(2) : value.toFixed(1));
+
+/** Server CPU microseconds per delivery in a window: what one frame to one subscriber cost the servers. */
+function cpuPerDelivery(window: WindowResult): number | undefined {
+  const { servers } = window.cpu;
+  return servers === undefined || window.delivered === 0 ? undefined : (servers * window.seconds * 1e6) / window.delivered;
+}
 
 function ratio(value: number | undefined, floor: number | undefined): string {
   if (value === undefined || floor === undefined || !Number.isFinite(value) || !floor) return '–';
@@ -49,7 +59,22 @@ function failedRow(id: SystemId, error: string, width: number): Row {
 
 function latencyTable(runs: BenchResults['fanout']): string {
   const floor = runs.floor?.ok ? runs.floor.value.window : undefined;
-  const header = ['System', 'p50 ms', 'p90 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'delivered / expected', 'p50 vs floor', 'p99 vs floor', 'CPU servers', 'CPU broker', 'CPU generator'];
+  const header = [
+    'System',
+    'p50 ms',
+    'p90 ms',
+    'p99 ms',
+    'p99.9 ms',
+    'max ms',
+    'delivered / expected',
+    'p50 vs floor',
+    'p99 vs floor',
+    'server CPU µs / delivery',
+    'vs floor',
+    'CPU servers',
+    'CPU broker',
+    'CPU generator',
+  ];
   const rows = Object.entries(runs).map(([id, outcome]) => {
     if (!outcome.ok) return failedRow(id as SystemId, outcome.error, header.length);
     const { latency, delivered, expected, cpu } = outcome.value.window;
@@ -63,6 +88,8 @@ function latencyTable(runs: BenchResults['fanout']): string {
       `${count(delivered)} / ${count(expected)}`,
       id === 'floor' ? '1' : ratio(latency.p50, floor?.latency.p50),
       id === 'floor' ? '1' : ratio(latency.p99, floor?.latency.p99),
+      us(cpuPerDelivery(outcome.value.window)),
+      id === 'floor' ? '1' : ratio(cpuPerDelivery(outcome.value.window), floor && cpuPerDelivery(floor)),
       cores(cpu.servers),
       cores(cpu.broker),
       cores(cpu.generator),
@@ -100,7 +127,20 @@ function saturationTable(runs: BenchResults['fanout'], limitMs: number): string 
 
 function capacityTable(runs: BenchResults['capacity']): string {
   const floor = runs.floor?.ok ? runs.floor.value : undefined;
-  const header = ['System', 'connections', 'connects/s', 'vs floor', 'RSS per connection', 'vs floor', 'heap per connection', 'vs floor', 'server RSS', 'CPU server', 'CPU generator'];
+  const header = [
+    'System',
+    'connections',
+    'connects/s',
+    'vs floor',
+    'RSS per connection',
+    'vs floor',
+    'heap per connection',
+    'vs floor',
+    'broker subscriptions per connection',
+    'server RSS',
+    'CPU server',
+    'CPU generator',
+  ];
   const rows = Object.entries(runs).map(([id, outcome]) => {
     if (!outcome.ok) return failedRow(id as SystemId, outcome.error, header.length);
     const run = outcome.value;
@@ -113,9 +153,28 @@ function capacityTable(runs: BenchResults['capacity']): string {
       id === 'floor' ? '1' : ratio(run.rssPerConnection, floor?.rssPerConnection),
       kib(run.heapPerConnection),
       id === 'floor' ? '1' : ratio(run.heapPerConnection, floor?.heapPerConnection),
+      run.brokerSubscriptionsPerConnection === undefined ? '–' : run.brokerSubscriptionsPerConnection.toFixed(4),
       mib(run.rss),
       cores(run.cpu.servers),
       cores(run.cpu.generator),
+    ];
+  });
+  return table(header, rows);
+}
+
+function ceilingTable(runs: BenchResults['ceiling']): string {
+  const floor = runs.floor?.ok ? runs.floor.value : undefined;
+  const header = ['System', 'publishes/s', 'vs floor (raw ioredis PUBLISH)', 'server CPU µs / publish', 'broker CPU µs / publish', 'failed'];
+  const rows = Object.entries(runs).map(([id, outcome]) => {
+    if (!outcome.ok) return failedRow(id as SystemId, outcome.error, header.length);
+    const run = outcome.value;
+    return [
+      systems[id as SystemId].label,
+      count(run.publishesPerSecond),
+      id === 'floor' ? '1' : ratio(run.publishesPerSecond, floor?.publishesPerSecond),
+      us(run.serverCpuUs),
+      us(run.brokerCpuUs),
+      run.failed === 0 ? '0' : `${count(run.failed)}: ${run.firstError}`,
     ];
   });
   return table(header, rows);
@@ -160,11 +219,20 @@ export function markdownReport(results: BenchResults): string {
       );
     }
   }
+  if (Object.keys(results.burst ?? {}).length) {
+    parts.push(
+      `## Burst: ${count(o.burstRate)} msg/s into ${o.burstSubscribers} subscribers on each of ${o.servers} servers for ${Math.min(o.durationS, 3)} s`,
+      latencyTable(results.burst),
+    );
+  }
   if (Object.keys(results.hop).length) {
     parts.push(`## Broker hop: one server, ${count(o.subscribers)} subscribers, ${o.rate} msg/s for ${o.durationS} s`, latencyTable(results.hop));
   }
   if (Object.keys(results.capacity).length) {
     parts.push(`## Connection capacity: ${count(o.connections)} idle connections to one server`, capacityTable(results.capacity));
+  }
+  if (Object.keys(results.ceiling ?? {}).length) {
+    parts.push(`## Publish ceiling: one server, ${o.inFlight} publishes in flight, nobody subscribed, ${o.ceilingSeconds} s`, ceilingTable(results.ceiling));
   }
   for (const [id, outcome] of Object.entries(results.scale ?? {})) {
     const heading = `## Scale: ${systems[id as SystemId].label}, 3 servers, p50 at each step (× the first step)`;
@@ -187,7 +255,13 @@ export function failures(results: BenchResults): string[] {
     }
   };
   latency('fan-out', results.fanout);
+  latency('burst', results.burst ?? {});
   latency('broker hop', results.hop);
+  for (const [id, outcome] of Object.entries(results.ceiling ?? {})) {
+    const label = `ceiling ${systems[id as SystemId].label}`;
+    if (!outcome.ok) problems.push(`${label} failed: ${outcome.error}`);
+    else if (outcome.value.failed > 0) problems.push(`${label}: ${outcome.value.failed} publishes failed (${outcome.value.firstError})`);
+  }
   for (const [id, outcome] of Object.entries(results.capacity)) {
     if (!outcome.ok) problems.push(`capacity ${systems[id as SystemId].label} failed: ${outcome.error}`);
   }

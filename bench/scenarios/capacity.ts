@@ -1,13 +1,15 @@
 /**
  * Connection capacity: one server, C idle subscribers. What each connection
- * costs the server in memory (RSS and V8 heap, both after a full collection)
- * and how fast the server accepts them.
+ * costs the server in memory (RSS and V8 heap, both after a full collection),
+ * how fast the server accepts them, and how many broker subscriptions they
+ * hold.
  */
+import { Redis } from 'ioredis';
 import { Cluster } from '../cluster.js';
 import { coresUsed, ownCpuSeconds, totalCpuSeconds } from '../cpu.js';
 import { LoadGenerator } from '../load/generator.js';
 import { progress } from '../progress.js';
-import type { BrokerUrls, System } from '../systems.js';
+import { brokerOf, type BrokerUrls, type System } from '../systems.js';
 
 export interface CapacityRun {
   connections: number;
@@ -18,6 +20,8 @@ export interface CapacityRun {
   heapPerConnection: number;
   /** Server RSS with every connection open, in bytes. */
   rss: number;
+  /** Subscriptions the broker holds for the server, per connection (undefined where it cannot be told). */
+  brokerSubscriptionsPerConnection?: number;
   /** Cores used while connecting. */
   cpu: { generator: number; servers?: number };
 }
@@ -42,6 +46,7 @@ export async function runCapacity(system: System, settings: CapacitySettings, ph
     const cpuAfter = { generator: ownCpuSeconds(), servers: totalCpuSeconds(cluster.pids) };
     progress(phase, 'measuring memory');
     const after = await cluster.ask<'memory'>(0, { type: 'memory' });
+    const subscriptions = await brokerSubscriptions(system, settings.brokers, cluster);
     return {
       connections: settings.connections,
       connectSeconds,
@@ -49,6 +54,7 @@ export async function runCapacity(system: System, settings: CapacitySettings, ph
       rssPerConnection: Math.round((after.rss - before.rss) / settings.connections),
       heapPerConnection: Math.round((after.heapUsed - before.heapUsed) / settings.connections),
       rss: after.rss,
+      brokerSubscriptionsPerConnection: subscriptions === undefined ? undefined : subscriptions / settings.connections,
       cpu: {
         generator: (cpuAfter.generator - cpuBefore.generator) / connectSeconds,
         servers: coresUsed(cpuBefore.servers, cpuAfter.servers, connectSeconds),
@@ -58,4 +64,29 @@ export async function runCapacity(system: System, settings: CapacitySettings, ph
     await load.close();
     await cluster.stop();
   }
+}
+
+/**
+ * The broker subscriptions the server holds: counted by Redis itself for
+ * the systems on Redis (every channel and pattern of every client: the run's
+ * Redis serves this one server alone here); from server-events' own stats
+ * for the memory broker and NATS, where each topic is two core
+ * subscriptions (controls, and events as the history republishes them).
+ */
+async function brokerSubscriptions(system: System, brokers: BrokerUrls, cluster: Cluster): Promise<number | undefined> {
+  const broker = brokerOf(system.id);
+  if (broker === 'redis') {
+    const redis = new Redis(brokers.redis);
+    try {
+      const clients = (await redis.client('LIST')) as string;
+      let total = 0;
+      for (const match of clients.matchAll(/ (?:sub|psub|ssub)=(\d+)/g)) total += Number(match[1]);
+      return total;
+    } finally {
+      redis.disconnect();
+    }
+  }
+  const stats = await cluster.ask<'stats'>(0, { type: 'stats' });
+  if (stats.brokerTopics < 0) return undefined;
+  return stats.brokerTopics * (broker === 'nats' ? 2 : 1);
 }

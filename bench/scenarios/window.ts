@@ -27,6 +27,8 @@ export interface CpuUse {
 
 export interface WindowResult {
   rate: number;
+  /** How long the window took, from its first publish to its last delivery. */
+  seconds: number;
   published: number;
   failedPublishes: number;
   firstPublishError?: string;
@@ -100,6 +102,7 @@ export async function measureWindow(
   const latencies = await load.latencies();
   return {
     rate: ticks.rate,
+    seconds,
     published: ticks.count,
     failedPublishes: publishing.failed,
     firstPublishError: publishing.firstError,

@@ -19,6 +19,7 @@ export interface Tick {
 
 export type Command =
   | { type: 'publish'; from: number; count: number; rate: number; padBytes: number }
+  | { type: 'ceiling'; seconds: number; inFlight: number; padBytes: number }
   | { type: 'memory' }
   | { type: 'stats' }
   | { type: 'lookup'; userId: string; repeat: number };
@@ -26,6 +27,7 @@ export type Command =
 export type Reply =
   | { type: 'ready'; port: number }
   | { type: 'published'; failed: number; firstError?: string; elapsedMs: number }
+  | { type: 'ceiling'; published: number; failed: number; firstError?: string; elapsedMs: number }
   | { type: 'memory'; rss: number; heapUsed: number }
   | { type: 'stats'; localSubscriptions: number; brokerTopics: number }
   | { type: 'lookup'; latenciesMs: number[]; found: number[]; error?: string };
@@ -60,6 +62,33 @@ async function publishPaced(publish: (tick: Tick) => unknown, command: Extract<C
   }
   await Promise.all(pending);
   return { type: 'published', failed, firstError, elapsedMs: now() - started };
+}
+
+/**
+ * Publishes as fast as the system takes it for `seconds`, keeping
+ * `inFlight` publishes outstanding (a busy application's many requests):
+ * the ceiling of one process.
+ */
+async function publishFlat(publish: (tick: Tick) => unknown, command: Extract<Command, { type: 'ceiling' }>): Promise<Reply> {
+  const pad = 'x'.repeat(command.padBytes);
+  const started = now();
+  const end = started + command.seconds * 1000;
+  let published = 0;
+  let failed = 0;
+  let firstError: string | undefined;
+  const lane = async () => {
+    while (now() < end) {
+      try {
+        await publish({ t: now(), seq: published, pad });
+        published++;
+      } catch (error) {
+        failed++;
+        firstError ??= String(error);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: command.inFlight }, lane));
+  return { type: 'ceiling', published, failed, firstError, elapsedMs: now() - started };
 }
 
 function memory(): Reply {
@@ -99,6 +128,7 @@ export function serveCommands(port: number, publish: (tick: Tick) => unknown, st
   const send = (reply: Reply) => process.send?.(reply);
   process.on('message', (command: Command) => {
     if (command.type === 'memory') send(memory());
+    else if (command.type === 'ceiling') void publishFlat(publish, command).then(send);
     else if (command.type === 'lookup') void timeLookups(lookup, command).then(send);
     else if (command.type === 'stats') {
       const { localSubscriptions, brokerTopics } = stats?.() ?? { localSubscriptions: -1, brokerTopics: -1 };

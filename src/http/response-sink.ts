@@ -6,8 +6,22 @@ import type { EventSink } from '../subscription.js';
 const headerWaitMs = 50;
 
 /**
- * Where a stream's frames go: an HTTP/1.x or HTTP/2 response. Every write is
- * one `res.write`, so a frame (or a keep-alive) reaches the socket whole and
+ * Sinks with frames waiting, written out together once the code that is
+ * running now is done (a microtask): the broker's reader hands over every
+ * message of one socket read in one go, so a busy channel's frames for one
+ * stream leave in one write instead of one each, and a lone frame waits for
+ * nothing.
+ */
+const pendingSinks: ResponseSink[] = [];
+
+function flushPendingSinks(): void {
+  const sinks = pendingSinks.splice(0);
+  for (const sink of sinks) sink.flush();
+}
+
+/**
+ * Where a stream's frames go: an HTTP/1.x or HTTP/2 response. Frames are
+ * gathered and written together (see `pendingSinks`), each whole, so one
  * never ends part-way through its lines. It also remembers when it last
  * wrote, for the keep-alive, and drops a client that has stopped reading.
  *
@@ -23,6 +37,8 @@ export class ResponseSink implements EventSink {
   private gone = false;
   private headerTimer: NodeJS.Timeout | undefined;
   private closeListeners: Array<() => void> | undefined;
+  /** Frames written since the last flush, in one string. */
+  private pending = '';
 
   constructor(
     private readonly ctx: Context,
@@ -31,6 +47,7 @@ export class ResponseSink implements EventSink {
   ) {
     ctx.req.on('close', () => {
       this.gone = true;
+      this.pending = '';
       clearTimeout(this.headerTimer);
       const listeners = this.closeListeners ?? [];
       this.closeListeners = undefined;
@@ -74,15 +91,28 @@ export class ResponseSink implements EventSink {
     this.headerTimer.unref();
   }
 
+  /** Queues a frame (or a keep-alive); it goes out, whole, with the others of this moment (see `pendingSinks`). */
   write(chunk: string): void {
     if (this.isGone) return;
+    if (this.pending === '') {
+      if (pendingSinks.length === 0) queueMicrotask(flushPendingSinks);
+      pendingSinks.push(this);
+    }
+    this.pending += chunk;
+    this.lastWriteAt = Date.now();
+  }
+
+  /** Writes what is queued in one `res.write`, and drops a client that has stopped reading. */
+  flush(): void {
+    const chunk = this.pending;
+    this.pending = '';
+    if (chunk === '' || this.isGone) return;
     const res = this.ctx.res as ServerResponse;
     if (this.headerTimer) {
       clearTimeout(this.headerTimer);
       this.headerTimer = undefined;
     }
     res.write(chunk);
-    this.lastWriteAt = Date.now();
     // Node buffers whatever the socket (or the HTTP/2 stream's window) cannot take yet: the measure of a stalled reader.
     const buffered = res.writableLength;
     if (buffered > this.maxBuffered) {
@@ -92,6 +122,7 @@ export class ResponseSink implements EventSink {
   }
 
   end(): void {
+    this.flush();
     clearTimeout(this.headerTimer);
     if (!this.isGone) this.ctx.res.end();
   }

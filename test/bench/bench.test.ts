@@ -11,7 +11,7 @@ import type { BenchResults } from '../../bench/report/table.js';
 import { findBinary } from '../helpers/processes.js';
 import { runScript } from '../helpers/run-script.js';
 
-const bench = (args: string[]) => runScript('bench/run.ts', args, {}, 120_000);
+const bench = (args: string[]) => runScript('bench/run.ts', args, {}, 170_000);
 
 test('npm run bench refuses bad flags in one line with exit 2', async (t) => {
   const rate = await bench(['--rate', 'fast']);
@@ -32,6 +32,7 @@ const missing = ['redis-server', 'redis-cli', 'nats-server'].filter((name) => !f
 const small = missing.length === 0 || process.env.CI === 'true' ? test : test.skip;
 
 small('a small run measures every system in every scenario, loses nothing, and writes the table, JSON and chart', async (t) => {
+  t.timeout(180_000);
   t.deepEqual(missing, [], 'the benchmark starts its own redis-server and nats-server, and their clusters');
   const out = mkdtempSync(join(tmpdir(), 'se-bench-'));
   t.teardown(() => rmSync(out, { recursive: true, force: true }));
@@ -42,6 +43,9 @@ small('a small run measures every system in every scenario, loses nothing, and w
     '--saturation-steps=1',
     '--saturation-step=0.3',
     '--connections=30',
+    '--burst-rate=40',
+    '--burst-subscribers=2',
+    '--ceiling-seconds=0.5',
     '--scale-steps=30,60',
     '--threads=1',
     `--out=${out}`,
@@ -64,10 +68,26 @@ small('a small run measures every system in every scenario, loses nothing, and w
       t.true(window.latency.p50 > 0 && window.latency.p50 <= window.latency.max);
     }
   }
+  t.deepEqual(Object.keys(results.burst).sort(), ['floor', 'nats', 'redis', 'socketio']);
+  for (const [system, outcome] of Object.entries(results.burst)) {
+    if (!outcome.ok) return t.fail(`burst ${system}: ${outcome.error}`);
+    const { window } = outcome.value;
+    t.is(window.delivered, window.expected, `burst ${system}`);
+    t.is(window.expected, 20 * 3 * 2, `burst ${system}: 20 ticks to 2 subscribers on each of 3 servers`);
+  }
   for (const [system, outcome] of Object.entries(results.capacity)) {
     if (!outcome.ok) return t.fail(`capacity ${system}: ${outcome.error}`);
     t.is(outcome.value.connections, 30);
+    t.true(outcome.value.brokerSubscriptionsPerConnection !== undefined, `capacity ${system}: broker subscriptions counted`);
   }
+  t.deepEqual(Object.keys(results.ceiling).sort(), ['floor', 'memory', 'nats', 'redis', 'socketio']);
+  for (const [system, outcome] of Object.entries(results.ceiling)) {
+    if (!outcome.ok) return t.fail(`ceiling ${system}: ${outcome.error}`);
+    t.is(outcome.value.failed, 0, `ceiling ${system}`);
+    t.true(outcome.value.published > 0, `ceiling ${system}`);
+  }
+  t.regex(run.stdout, /## Publish ceiling: one server, 64 publishes in flight/);
+  t.regex(run.stdout, /server CPU µs \/ delivery/);
   t.deepEqual(Object.keys(results.scale).sort(), ['nats', 'redis']);
   for (const [system, outcome] of Object.entries(results.scale)) {
     if (!outcome.ok) return t.fail(`scale ${system}: ${outcome.error}`);
