@@ -18,23 +18,49 @@ const historyHead = `${epochLua}return redis.call('GET', KEYS[1])`;
 
 /**
  * Publishing, in as few steps as Redis can run it, since every event of the
- * cluster pays for it: INCR (a counter that was missing comes back as 1, and
- * then starts a new epoch), XADD of one field, `{at}|{topic}|{payload}` (the
- * publisher's clock, which the age limit is read against anyway), trimmed
- * approximately (in whole blocks: `read` leaves out what is past
- * `maxLength`), and a PUBLISH on each channel it is delivered on.
+ * cluster pays for it, and for every publish queued at the same moment in
+ * one call (see `RedisHistory.publish`). ARGV: the publisher's clock (which
+ * the age limit is read against anyway), `maxLength`, the number of events,
+ * then per event its topic, its payload, the number of channels it is
+ * delivered on and those channels. One INCRBY numbers them all (a counter
+ * that was missing comes back as the count, and then starts a new epoch);
+ * each is one XADD of one field, `{at}|{topic}|{payload}`, and a PUBLISH per
+ * channel; one approximate trim (in whole blocks: `read` leaves out what is
+ * past `maxLength`) ends it. Returns the first id.
  */
-const publishWithHistory = `local id = redis.call('INCR', KEYS[1])
-if id == 1 then
+const publishWithHistory = `local count = tonumber(ARGV[3])
+local last = redis.call('INCRBY', KEYS[1], count)
+if last == count then
   local t = redis.call('TIME')
-  id = tonumber(t[1]) * 1000000 + tonumber(t[2])
-  redis.call('SET', KEYS[1], string.format('%.0f', id))
+  last = tonumber(t[1]) * 1000000 + tonumber(t[2]) + count - 1
+  redis.call('SET', KEYS[1], string.format('%.0f', last))
 end
-local sid = string.format('%.0f', id)
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], sid .. '-0', 'd', ARGV[1] .. '|' .. ARGV[2] .. '|' .. ARGV[3])
-local message = '#' .. sid .. '|' .. ARGV[3]
-for i = 5, #ARGV do redis.call('PUBLISH', ARGV[i], message) end
-return sid`;
+local first = last - count + 1
+local at = ARGV[1]
+local i = 4
+for k = 0, count - 1 do
+  local sid = string.format('%.0f', first + k)
+  local payload = ARGV[i + 1]
+  redis.call('XADD', KEYS[2], sid .. '-0', 'd', at .. '|' .. ARGV[i] .. '|' .. payload)
+  local message = '#' .. sid .. '|' .. payload
+  local channels = tonumber(ARGV[i + 2])
+  for c = i + 3, i + 2 + channels do redis.call('PUBLISH', ARGV[c], message) end
+  i = i + 3 + channels
+end
+redis.call('XTRIM', KEYS[2], 'MAXLEN', '~', ARGV[2])
+return string.format('%.0f', first)`;
+
+/** The most events, and about the most payload bytes, one publish call carries. */
+const batchEvents = 64;
+const batchBytes = 512 * 1024;
+
+interface QueuedPublish {
+  topic: string;
+  payload: string;
+  channels: string[];
+  resolve(id: number): void;
+  reject(error: unknown): void;
+}
 
 /**
  * Starts a new epoch when the history's node is not the primary it was
@@ -65,6 +91,7 @@ export function parseHistoryMessage(message: string): { id?: number; payload: st
 /** The event history as a Redis stream whose entry ids are the event ids. */
 export class RedisHistory implements EventHistory {
   private readonly keys: [string, string];
+  private readonly queued: QueuedPublish[] = [];
 
   constructor(
     private readonly redis: RedisClient,
@@ -99,10 +126,44 @@ export class RedisHistory implements EventHistory {
     await this.script('publish_beside_history')(this.keys[0], channel, payload);
   }
 
-  async publish(topic: string, payload: string, deliverOn: readonly string[] = [topic]): Promise<number> {
+  /**
+   * Queues the event; every event queued while the code that is running now
+   * runs goes to Redis in one script call, in the order of the calls, each
+   * with its own id. A busy server's publishes so share the cost of a call
+   * (on Redis and here), and a lone one waits for nothing.
+   */
+  publish(topic: string, payload: string, deliverOn: readonly string[] = [topic]): Promise<number> {
     this.mayPublish();
-    const channels = deliverOn.map((target) => this.prefix + target);
-    return Number(await this.script('history_publish')(...this.keys, Date.now(), topic, payload, this.retention.maxLength, ...channels));
+    return new Promise((resolve, reject) => {
+      if (this.queued.length === 0) queueMicrotask(() => this.sendQueued());
+      this.queued.push({ topic, payload, channels: deliverOn.map((target) => this.prefix + target), resolve, reject });
+    });
+  }
+
+  private sendQueued(): void {
+    const queued = this.queued.splice(0);
+    for (let start = 0; start < queued.length; ) {
+      const batch: QueuedPublish[] = [];
+      let bytes = 0;
+      while (start < queued.length && batch.length < batchEvents && (batch.length === 0 || bytes < batchBytes)) {
+        const next = queued[start++]!;
+        bytes += next.payload.length;
+        batch.push(next);
+      }
+      void this.sendBatch(batch);
+    }
+  }
+
+  private async sendBatch(batch: QueuedPublish[]): Promise<void> {
+    try {
+      this.mayPublish();
+      const args: unknown[] = [Date.now(), this.retention.maxLength, batch.length];
+      for (const { topic, payload, channels } of batch) args.push(topic, payload, channels.length, ...channels);
+      const first = Number(await this.script('history_publish')(...this.keys, ...args));
+      batch.forEach((event, i) => event.resolve(first + i));
+    } catch (error) {
+      for (const event of batch) event.reject(error);
+    }
   }
 
   async read(afterId: number, topics: ReadonlySet<string>): Promise<HistoryRead> {
