@@ -40,8 +40,8 @@ node:http + ioredis floor and socket.io with its Redis adapter, in one run.
 Scenarios (--scenarios, default all):
   fanout    K servers, N subscribers on one channel, publisher on server 1;
             then the rate rises step by step until p99 passes the limit
-  burst     a high rate into a small audience on each of the K servers: where
-            writing several frames to a socket at once pays
+  burst     a high rate into a small audience on one server: where writing
+            several frames to a socket at once pays
   hop       the same as fanout on one server: what each broker adds
   capacity  C idle connections to one server: memory per connection, connect
             rate, broker subscriptions per connection
@@ -64,7 +64,7 @@ Flags (default):
   --p99-limit MS           50    the p99 at which a system counts as saturated
   --connections C          10000 idle connections in the capacity scenario
   --burst-rate R           1000  messages per second in the burst scenario
-  --burst-subscribers N    100   subscribers per server in the burst scenario
+  --burst-subscribers N    100   subscribers in the burst scenario
   --ceiling-seconds S      3     seconds of publishing in the ceiling scenario
   --in-flight W            64    publishes in flight in the ceiling scenario
   --scale-steps LIST       1000,10000,30000 subscriptions at each step of the scale scenario

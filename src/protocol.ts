@@ -21,9 +21,17 @@ const LINE_BREAKS = /\r\n|\r|\n/g;
  * frame (JSON treats them as whitespace; `JSON.stringify` never emits them).
  */
 export function encodeFrame(id: number, selector: string, body: string, channel?: string): string {
+  const last = lastFrame;
+  // An event is written to each of its streams here under the same id: it is encoded once, not once a stream.
+  if (id === last.id && body === last.body && selector === last.selector && channel === last.channel) return last.frame;
   const target = channel ? `${encodeChannel(channel)}@${selector}` : selector;
-  return `id: ${id}\ndata: ${target} ${body.replace(LINE_BREAKS, ' ')}\n\n`;
+  const frame = `id: ${id}\ndata: ${target} ${body.replace(LINE_BREAKS, ' ')}\n\n`;
+  lastFrame = { id, selector, body, channel, frame };
+  return frame;
 }
+
+/** The frame `encodeFrame` made last, with what it was made from. */
+let lastFrame: { id: number; selector: string; body: string; channel?: string; frame: string } = { id: -1, selector: '', body: '', frame: '' };
 
 /**
  * Channel names may contain spaces, but the clients split a data line at its

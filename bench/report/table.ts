@@ -221,7 +221,7 @@ export function markdownReport(results: BenchResults): string {
   }
   if (Object.keys(results.burst ?? {}).length) {
     parts.push(
-      `## Burst: ${count(o.burstRate)} msg/s into ${o.burstSubscribers} subscribers on each of ${o.servers} servers for ${Math.min(o.durationS, 3)} s`,
+      `## Burst: ${count(o.burstRate)} msg/s into ${o.burstSubscribers} subscribers on one server for ${Math.min(o.durationS, 3)} s`,
       latencyTable(results.burst),
     );
   }

@@ -52,6 +52,15 @@ export interface MiddlewareOptions {
    */
   maxBufferedBytes?: number;
   /**
+   * A stream that wrote less than this many ms ago gathers its next frames
+   * until then, and writes them in one piece: a busy stream (hundreds of
+   * events a second) makes one system call for several frames. A stream
+   * quieter than that writes each frame at once (at the end of the event
+   * loop's turn, with whatever else arrived in it), so its latency does not
+   * change. `0` writes every turn's frames at once. Default 2 ms.
+   */
+  writeCoalescingMs?: number;
+  /**
    * A stream with nothing written for this long gets a keep-alive, so that
    * proxies and load balancers that close idle connections (nginx's 60 s
    * `proxy_read_timeout`, AWS ALB's 60 s, Cloudflare's 100 s) keep it open.
@@ -88,6 +97,7 @@ export interface MiddlewareOptions {
 
 export const httpDefaults = {
   maxBufferedBytes: 1024 * 1024,
+  writeCoalescingMs: 2,
   keepAliveIntervalMs: 15_000,
   maxStreams: 20_000,
   maxStreamsPerAddress: 500,

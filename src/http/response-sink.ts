@@ -6,22 +6,43 @@ import type { EventSink } from '../subscription.js';
 const headerWaitMs = 50;
 
 /**
- * Sinks with frames waiting, written out together once the code that is
- * running now is done (a microtask): the broker's reader hands over every
- * message of one socket read in one go, so a busy channel's frames for one
- * stream leave in one write instead of one each, and a lone frame waits for
- * nothing.
+ * Sinks with frames waiting. Those that wrote a while ago go out at the end
+ * of this turn of the event loop (`setImmediate`), with whatever else had
+ * arrived by then (the messages of one socket read, or of several sockets
+ * ready at once); those that wrote within their coalescing window wait for
+ * it to end (one timer for all of them). Either way a stream's frames leave
+ * in one write instead of one each.
  */
-const pendingSinks: ResponseSink[] = [];
+const dueThisTurn: ResponseSink[] = [];
+const dueLater = new Map<number, ResponseSink[]>();
 
-function flushPendingSinks(): void {
-  const sinks = pendingSinks.splice(0);
-  for (const sink of sinks) sink.flush();
+function flushAll(sinks: ResponseSink[]): void {
+  for (const sink of sinks.splice(0)) sink.flush();
+}
+
+/** Queues `sink` to be written out at the end of this turn, or in `delayMs` when that is ahead. */
+function schedule(sink: ResponseSink, delayMs: number): void {
+  if (delayMs <= 0) {
+    if (dueThisTurn.length === 0) setImmediate(() => flushAll(dueThisTurn));
+    dueThisTurn.push(sink);
+    return;
+  }
+  // Sinks due within the same millisecond share one timer.
+  const due = Math.ceil(performance.now() + delayMs);
+  let sinks = dueLater.get(due);
+  if (!sinks) {
+    dueLater.set(due, (sinks = []));
+    setTimeout(() => {
+      dueLater.delete(due);
+      flushAll(sinks!);
+    }, due - performance.now()).unref();
+  }
+  sinks.push(sink);
 }
 
 /**
  * Where a stream's frames go: an HTTP/1.x or HTTP/2 response. Frames are
- * gathered and written together (see `pendingSinks`), each whole, so one
+ * gathered and written together (see `schedule`), each whole, so one
  * never ends part-way through its lines. It also remembers when it last
  * wrote, for the keep-alive, and drops a client that has stopped reading.
  *
@@ -39,12 +60,17 @@ export class ResponseSink implements EventSink {
   private closeListeners: Array<() => void> | undefined;
   /** Frames written since the last flush, in one string. */
   private pending = '';
+  /** When the last write went to the socket (`performance.now()`). */
+  private flushedAt = -Infinity;
+  private readonly coalescingMs: number;
 
   constructor(
     private readonly ctx: Context,
     private readonly maxBuffered: number,
     private readonly onOverflow: (buffered: number) => void,
+    coalescingMs = 0,
   ) {
+    this.coalescingMs = Number.isFinite(coalescingMs) && coalescingMs > 0 ? coalescingMs : 0;
     ctx.req.on('close', () => {
       this.gone = true;
       this.pending = '';
@@ -91,15 +117,11 @@ export class ResponseSink implements EventSink {
     this.headerTimer.unref();
   }
 
-  /** Queues a frame (or a keep-alive); it goes out, whole, with the others of this moment (see `pendingSinks`). */
+  /** Queues a frame (or a keep-alive); it goes out, whole, with the others of this moment (see `schedule`). */
   write(chunk: string): void {
     if (this.isGone) return;
-    if (this.pending === '') {
-      if (pendingSinks.length === 0) queueMicrotask(flushPendingSinks);
-      pendingSinks.push(this);
-    }
+    if (this.pending === '') schedule(this, this.flushedAt + this.coalescingMs - performance.now());
     this.pending += chunk;
-    this.lastWriteAt = Date.now();
   }
 
   /** Writes what is queued in one `res.write`, and drops a client that has stopped reading. */
@@ -113,6 +135,8 @@ export class ResponseSink implements EventSink {
       this.headerTimer = undefined;
     }
     res.write(chunk);
+    this.lastWriteAt = Date.now();
+    this.flushedAt = performance.now();
     // Node buffers whatever the socket (or the HTTP/2 stream's window) cannot take yet: the measure of a stalled reader.
     const buffered = res.writableLength;
     if (buffered > this.maxBuffered) {

@@ -33,8 +33,11 @@ export async function openEventStream(ctx: Context, events: ServerEvents, option
   const internals = internalsOf(events);
   let subscriptionId = '';
   let subscriptionUser = '';
-  const sink = new ResponseSink(ctx, options.maxBufferedBytes ?? httpDefaults.maxBufferedBytes, (buffered) =>
-    internals.slowConsumerDropped(subscriptionId, address, subscriptionUser, buffered),
+  const sink = new ResponseSink(
+    ctx,
+    options.maxBufferedBytes ?? httpDefaults.maxBufferedBytes,
+    (buffered) => internals.slowConsumerDropped(subscriptionId, address, subscriptionUser, buffered),
+    options.writeCoalescingMs ?? httpDefaults.writeCoalescingMs,
   );
   let released = false;
   const release = () => {
