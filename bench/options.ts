@@ -7,7 +7,7 @@ import type { SystemId } from './systems.js';
 
 export const scenarioIds = ['fanout', 'burst', 'hop', 'capacity', 'ceiling', 'scale'] as const;
 export type ScenarioId = (typeof scenarioIds)[number];
-const systemIds: SystemId[] = ['memory', 'redis', 'nats', 'nats-cluster', 'redis-cluster', 'floor', 'socketio'];
+const systemIds: SystemId[] = ['memory', 'redis', 'nats', 'nats-cluster', 'redis-cluster', 'floor', 'koa-floor', 'socketio'];
 
 export interface BenchOptions {
   scenarios: ScenarioId[];
@@ -35,7 +35,8 @@ export const usage = `Usage: npm run bench [-- flags]
 
 Measures server-events on the memory, Redis and NATS brokers (and, in the
 fan-out, on a 3-node NATS cluster and a 3-master Redis Cluster) next to a raw
-node:http + ioredis floor and socket.io with its Redis adapter, in one run.
+node:http + ioredis floor, the same floor inside Koa (what the framework
+alone adds) and socket.io with its Redis adapter, in one run.
 
 Scenarios (--scenarios, default all):
   fanout    K servers, N subscribers on one channel, publisher on server 1;
@@ -52,7 +53,7 @@ Scenarios (--scenarios, default all):
             a heartbeat and the fan-out of one join, as ratios to the first step
 
 Flags (default):
-  --systems LIST           memory,redis,nats,nats-cluster,redis-cluster,floor,socketio
+  --systems LIST           memory,redis,nats,nats-cluster,redis-cluster,floor,koa-floor,socketio
   --servers K              3     app servers in the fan-out
   --subscribers N          1500  SSE (or socket.io) subscribers
   --rate R                 20    messages per second in the measured window

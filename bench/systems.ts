@@ -5,7 +5,7 @@
 import type { ServerSpec } from './cluster.js';
 import type { ClientKind } from './load/worker.js';
 
-export type SystemId = 'memory' | 'redis' | 'nats' | 'nats-cluster' | 'redis-cluster' | 'floor' | 'socketio';
+export type SystemId = 'memory' | 'redis' | 'nats' | 'nats-cluster' | 'redis-cluster' | 'floor' | 'koa-floor' | 'socketio';
 
 /** What a system's messages cross: a broker server, or a cluster of the broker's own. */
 export type BrokerId = 'redis' | 'nats' | 'nats-cluster' | 'redis-cluster';
@@ -78,6 +78,14 @@ export const systems: Record<SystemId, System> = {
     crossServer: true,
     client: 'sse',
     spec: (brokers) => ({ program: 'floor', env: { REDIS_URL: brokers.redis } }),
+    target: (port) => `http://127.0.0.1:${port}/event-stream`,
+  },
+  'koa-floor': {
+    id: 'koa-floor',
+    label: 'floor on Koa (what Koa adds)',
+    crossServer: true,
+    client: 'sse',
+    spec: (brokers) => ({ program: 'floor', env: { REDIS_URL: brokers.redis, FLOOR_ON: 'koa' } }),
     target: (port) => `http://127.0.0.1:${port}/event-stream`,
   },
   socketio: {

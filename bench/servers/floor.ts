@@ -3,8 +3,12 @@
  * ioredis connection to publish and one to subscribe, a Set of responses,
  * one `data:` line per message. No protocol, no presence, no history, no
  * framework: whatever server-events costs above this is its own overhead.
+ *
+ * With FLOOR_ON=koa the same handler runs inside a Koa app, as
+ * server-events' middleware does: what Koa alone adds to each connection.
  */
 import http from 'node:http';
+import Koa from 'koa';
 import { Redis } from 'ioredis';
 import { portOf, serveCommands } from './control.js';
 
@@ -19,7 +23,7 @@ subscriber.on('message', (_channel: string, data: string) => {
   for (const stream of streams) stream.write(frame);
 });
 
-const server = http.createServer((request, response) => {
+const handle = (request: http.IncomingMessage, response: http.ServerResponse) => {
   if (!request.url?.startsWith('/event-stream')) {
     response.writeHead(404).end();
     return;
@@ -29,7 +33,18 @@ const server = http.createServer((request, response) => {
   response.write(': connected\n\n');
   streams.add(response);
   request.on('close', () => streams.delete(response));
-});
+};
+
+function onKoa(): http.Server {
+  const app = new Koa();
+  app.use((ctx) => {
+    ctx.respond = false;
+    handle(ctx.req, ctx.res);
+  });
+  return http.createServer(app.callback());
+}
+
+const server = process.env.FLOOR_ON === 'koa' ? onKoa() : http.createServer(handle);
 server.listen(0, '127.0.0.1', () => {
   serveCommands(portOf(server), (tick) => publisher.publish('floor:bench', JSON.stringify(tick)));
 });

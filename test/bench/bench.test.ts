@@ -19,7 +19,7 @@ test('npm run bench refuses bad flags in one line with exit 2', async (t) => {
   t.is(rate.stderr, 'bench: --rate must be a number of at least 0.1, not "fast" (see --help)');
   const system = await bench(['--systems', 'redis,kafka']);
   t.is(system.status, 2);
-  t.is(system.stderr, 'bench: --systems: unknown "kafka" (one of memory, redis, nats, nats-cluster, redis-cluster, floor, socketio) (see --help)');
+  t.is(system.stderr, 'bench: --systems: unknown "kafka" (one of memory, redis, nats, nats-cluster, redis-cluster, floor, koa-floor, socketio) (see --help)');
   const unknown = await bench(['--nope']);
   t.is(unknown.status, 2);
   t.is(unknown.stderr.split('\n').length, 1);
@@ -56,9 +56,9 @@ small('a small run measures every system in every scenario, loses nothing, and w
   const json = files.find((file) => file.endsWith('.json'));
   t.truthy(json);
   const results = JSON.parse(readFileSync(join(out, json!), 'utf8')) as BenchResults;
-  t.deepEqual(Object.keys(results.fanout).sort(), ['floor', 'nats', 'nats-cluster', 'redis', 'redis-cluster', 'socketio']);
-  t.deepEqual(Object.keys(results.hop).sort(), ['floor', 'memory', 'nats', 'redis', 'socketio']);
-  t.deepEqual(Object.keys(results.capacity).sort(), ['floor', 'memory', 'nats', 'redis', 'socketio']);
+  t.deepEqual(Object.keys(results.fanout).sort(), ['floor', 'koa-floor', 'nats', 'nats-cluster', 'redis', 'redis-cluster', 'socketio']);
+  t.deepEqual(Object.keys(results.hop).sort(), ['floor', 'koa-floor', 'memory', 'nats', 'redis', 'socketio']);
+  t.deepEqual(Object.keys(results.capacity).sort(), ['floor', 'koa-floor', 'memory', 'nats', 'redis', 'socketio']);
   for (const [scenario, runs] of [['fanout', results.fanout], ['hop', results.hop]] as const) {
     for (const [system, outcome] of Object.entries(runs)) {
       if (!outcome.ok) return t.fail(`${scenario} ${system}: ${outcome.error}`);
@@ -68,7 +68,7 @@ small('a small run measures every system in every scenario, loses nothing, and w
       t.true(window.latency.p50 > 0 && window.latency.p50 <= window.latency.max);
     }
   }
-  t.deepEqual(Object.keys(results.burst).sort(), ['floor', 'nats', 'redis', 'socketio']);
+  t.deepEqual(Object.keys(results.burst).sort(), ['floor', 'koa-floor', 'nats', 'redis', 'socketio']);
   for (const [system, outcome] of Object.entries(results.burst)) {
     if (!outcome.ok) return t.fail(`burst ${system}: ${outcome.error}`);
     const { window } = outcome.value;
@@ -80,7 +80,7 @@ small('a small run measures every system in every scenario, loses nothing, and w
     t.is(outcome.value.connections, 30);
     t.true(outcome.value.brokerSubscriptionsPerConnection !== undefined, `capacity ${system}: broker subscriptions counted`);
   }
-  t.deepEqual(Object.keys(results.ceiling).sort(), ['floor', 'memory', 'nats', 'redis', 'socketio']);
+  t.deepEqual(Object.keys(results.ceiling).sort(), ['floor', 'koa-floor', 'memory', 'nats', 'redis', 'socketio']);
   for (const [system, outcome] of Object.entries(results.ceiling)) {
     if (!outcome.ok) return t.fail(`ceiling ${system}: ${outcome.error}`);
     t.is(outcome.value.failed, 0, `ceiling ${system}`);
