@@ -34,6 +34,11 @@ export class ChannelUpdates {
     const current = await this.records.readVersioned(subscriptionId);
     if (!current) return false;
     checkChannelCount(nextChannels(current.info.channels, subscribe, unsubscribe), max);
+    return this.updateRecorded(current, subscribe, unsubscribe);
+  }
+
+  /** The change, for the subscription a record names: sent to its stream's server, or made to the record of a detached one. */
+  private async updateRecorded(current: VersionedRecord, subscribe: readonly string[], unsubscribe: readonly string[]): Promise<boolean> {
     if (current.info.detached) return this.updateDetached(current, subscribe, unsubscribe);
     await this.delivery.sendControl(current.info, { kind: 'channels', subscribe: [...subscribe], unsubscribe: [...unsubscribe] });
     return true;
@@ -48,7 +53,12 @@ export class ChannelUpdates {
     sub.setChannels(after);
     await this.delivery.changeChannels(sub, after.filter((c) => !before.includes(c)), before.filter((c) => !after.includes(c)));
     // An unregister may have run meanwhile: the record is then gone, and must not come back.
-    if (!this.delivery.isHeld(sub) || !(await this.records.update(sub.info))) return;
+    if (!this.delivery.isHeld(sub) || !(await this.records.update(sub.info))) {
+      // A resume took it to another stream meanwhile: the change goes to wherever it is now.
+      const now = await this.records.readVersioned(sub.id);
+      if (now && now.info.connectionId !== sub.info.connectionId) await this.updateRecorded(now, subscribe, unsubscribe);
+      return;
+    }
     await this.core.runHook(this.core.options.onUpdate, sub);
     if (this.core.settings.notifyChannelOfSubscriptions) {
       await this.delivery.notifyChannels([...new Set([...before, ...after])], 'cmd.onUpdate', sub.metaJson);

@@ -4,6 +4,7 @@ import { decodeEnvelope, encodeEnvelope, type Control, type Envelope } from './e
 import { readMissed, writeMissed, type Missed } from './replay.js';
 import { EventSubscription, type EventSink } from './subscription.js';
 import type { Records, SubscriptionInfo } from './records.js';
+import { RecentSet } from './recent-set.js';
 import { isPrivateTopic, TopicRouter, topics, topicsOf } from './topics.js';
 
 /**
@@ -19,6 +20,8 @@ export class Delivery {
   private controlHandler: (sub: EventSubscription, control: Control) => Promise<void> = async () => {};
   private sweepsAudience: (topic: string) => boolean = () => false;
   private inboxOpen = false;
+  /** The history ids of the forwarded copies this server took lately: two servers may forward the same event here. */
+  private readonly forwardedSeen = new RecentSet(4096);
 
   constructor(
     private readonly core: Core,
@@ -198,6 +201,7 @@ export class Delivery {
       return;
     }
     if (envelope.lateId !== undefined) {
+      if (!this.forwardedSeen.add(envelope.lateId)) return;
       id = envelope.lateId;
       late = true;
     }

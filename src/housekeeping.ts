@@ -64,7 +64,7 @@ export class Housekeeping {
     for (const sub of this.delivery.all().filter((s) => s.lastPulseAt < deadline)) {
       counters.expiredSubscriptions++;
       this.core.logStep('expired', sub.info);
-      await this.lifecycle.leave(sub.id);
+      await this.lifecycle.leaveOwn(sub);
     }
     await this.lifecycle.expireDetached();
     await this.sweepOrphans();

@@ -260,6 +260,9 @@ export class Lifecycle {
     for (let attempt = 0; attempt < 5; attempt++) {
       const current = await this.records.readVersioned(next.id);
       if (!current || current.info.connectionId !== found.connectionId) return false;
+      // A channel change made to the record since it was found stands (its topics are listened to after the claim).
+      next.channels = current.info.channels;
+      next.meta = { ...next.meta, channels: current.info.channels.join(',') };
       if (await this.records.replace(current, next)) return true;
     }
     return false;
@@ -304,13 +307,15 @@ export class Lifecycle {
   }
 
   private async markDetached(sub: EventSubscription): Promise<void> {
+    // Swept from the moment its stream goes: a sender may still find this server for it, even once a resume elsewhere has it.
+    this.watchDetached({ ...sub.info, detached: true });
     await this.endStream(sub, false);
     // A channel update may change the record between the read and the write: read again and retry.
     for (let attempt = 0; attempt < 5; attempt++) {
       const current = await this.records.readVersioned(sub.id);
       // Its lease ran out before its client left (a client that never heartbeats): it expires now.
       if (!current) return this.expireLapsed(sub);
-      // Resumed elsewhere meanwhile: the record is no longer this stream's.
+      // Resumed elsewhere meanwhile: the record is no longer this stream's (the sweep lets go once it sees that).
       if (current.info.connectionId !== sub.info.connectionId) return;
       const detached = { ...current.info, detached: true };
       // Conditional, so an unregister or a resume landing meanwhile wins.
@@ -424,8 +429,9 @@ export class Lifecycle {
    */
   async handOver(sub: EventSubscription, connectionId: string | undefined): Promise<void> {
     if (connectionId !== undefined && connectionId !== sub.info.connectionId) return;
-    await this.endStream(sub, false);
+    // Swept before its stream goes, so that nothing for it reaches this inbox unpassed in between.
     this.watchDetached({ ...sub.info, detached: true });
+    await this.endStream(sub, false);
   }
 
   // ---- live or detached → left ---------------------------------------------------
@@ -445,6 +451,19 @@ export class Lifecycle {
     }
     await this.retire(info);
     return info;
+  }
+
+  /**
+   * Ends a stream of this server's own accord (it stops, or the stream's
+   * client went silent): the subscription leaves, unless a resume has just
+   * taken its record to another stream, which keeps it. The record is read
+   * first, so only a resume landing between that read and the removal can
+   * still lose it.
+   */
+  async leaveOwn(sub: EventSubscription): Promise<void> {
+    const current = await this.records.read(sub.id);
+    if (current && current.connectionId !== sub.info.connectionId) return this.handOver(sub, undefined);
+    await this.leave(sub.id);
   }
 
   /** A record this server removed (unregistered, or taken because its lease ran out): end its stream wherever it is, and announce the leave. */

@@ -134,13 +134,14 @@ export class Records {
 
   /**
    * Writes a live subscription's changed record, but only over the record
-   * that is there: one removed meanwhile (an unregister racing a channel
-   * update) is not brought back. Returns whether it wrote.
+   * of the same stream: one removed meanwhile (an unregister racing a
+   * channel update) is not brought back, and one a resume took to another
+   * stream is not written back to this one. Returns whether it wrote.
    */
   async update(info: SubscriptionInfo): Promise<boolean> {
     for (let attempt = 0; attempt < 5; attempt++) {
       const current = await this.readVersioned(info.id);
-      if (!current) return false;
+      if (!current || current.info.connectionId !== info.connectionId) return false;
       if (await this.replace(current, info)) return true;
     }
     return false;

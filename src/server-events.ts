@@ -115,7 +115,7 @@ export class ServerEvents {
     this.stopping = true;
     await this.housekeeping.stop();
     try {
-      const removals = await Promise.allSettled(this.delivery.all().map((sub) => this.lifecycle.leave(sub.id)));
+      const removals = await Promise.allSettled(this.delivery.all().map((sub) => this.lifecycle.leaveOwn(sub)));
       const failed = removals.filter((removal) => removal.status === 'rejected');
       if (failed.length > 0) {
         // Not fatal: the records expire with their leases, and the other servers announce the leaves then.

@@ -8,7 +8,7 @@ import { connect, type NatsConnection, type Subscription } from '@nats-io/transp
 import { withDefaults, type Broker, type BrokerStatus, type CappedLists } from '../../src/broker.js';
 import { CoalescedCounter } from './coalesced-counter.js';
 import { lateHeader, NatsHistory } from './history.js';
-import { RecentSet } from './recent-set.js';
+import { RecentSet } from '../../src/recent-set.js';
 import { Bucket } from './bucket.js';
 import { CallBudget, safeKey, throughElections, untilWritten, whilePlacing } from './kv.js';
 import { NatsLists } from './lists.js';

@@ -173,8 +173,12 @@ export class RedisHistory implements EventHistory {
     const from = Math.max(afterId + 1, head - this.retention.maxLength + 1);
     const raw = await this.redis.xrange(this.keys[1], `${from}-0`, `${head}-0`);
     const oldestAllowed = Date.now() - this.retention.maxAgeMs;
-    // Entries past their age count as gone, as if the stream had trimmed them.
-    const young = raw.map(([streamId, fields]) => ({ id: parseInt(streamId, 10), ...entryOf(fields) })).filter((entry) => entry.at >= oldestAllowed);
+    const all = raw.map(([streamId, fields]) => ({ id: parseInt(streamId, 10), ...entryOf(fields) }));
+    // Entries past their age count as gone, as if the stream had trimmed them: everything up to the newest
+    // of them, since the times are the publishers' clocks, which may disagree a little, and a replay must not skip one.
+    let lastOld = -1;
+    for (let i = 0; i < all.length; i++) if (all[i]!.at < oldestAllowed) lastOld = i;
+    const young = all.slice(lastOld + 1);
     const entries = young.filter((entry) => topics.has(entry.topic)).map(({ id, topic, payload }) => ({ id, topic, payload }));
     // What came back starts at the oldest event the read could see; nothing at all means it is all gone.
     const first = young.length > 0 ? young[0]!.id : head + 1;

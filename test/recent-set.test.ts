@@ -1,5 +1,5 @@
 import test from 'ava';
-import { RecentSet } from '../../../adapters/nats/recent-set.js';
+import { RecentSet } from '../src/recent-set.js';
 
 test('a recent set remembers the last values added and forgets the oldest', (t) => {
   const recent = new RecentSet(3);
