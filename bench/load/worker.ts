@@ -7,9 +7,10 @@
  * socket.io's own client, as its users would.
  */
 import http from 'node:http';
-import { createHistogram, performance, type RecordableHistogram } from 'node:perf_hooks';
+import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import { createParser } from 'eventsource-parser';
+import { now } from '../clock.js';
 import { io, type Socket } from 'socket.io-client';
 
 export type ClientKind = 'sse' | 'socketio';
@@ -54,7 +55,7 @@ interface Connection {
 const setup = workerData as WorkerSetup;
 const port = parentPort!;
 const connections: Connection[] = [];
-const now = () => performance.timeOrigin + performance.now();
+
 let histogram = createHistogram({ lowest: 1, highest: 120_000_000, figures: 3 });
 let windowFrom = Number.POSITIVE_INFINITY;
 let warmed = 0;

@@ -6,10 +6,11 @@
  */
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { now } from '../clock.js';
 
 /** The message every system fans out. Subscribers read `t` and `seq` and nothing else. */
 export interface Tick {
-  /** Wall-clock milliseconds (`performance.timeOrigin + performance.now()`) when publishing began. */
+  /** Milliseconds on the host's monotonic clock (see `now`) when publishing began. */
   t: number;
   /** 0, 1, 2, … in a measured window; negative while warming up. */
   seq: number;
@@ -32,7 +33,6 @@ export type Reply =
   | { type: 'stats'; localSubscriptions: number; brokerTopics: number }
   | { type: 'lookup'; latenciesMs: number[]; found: number[]; error?: string };
 
-export const now = (): number => performance.timeOrigin + performance.now();
 
 /**
  * Publishes `count` ticks at `rate` per second. The schedule catches up after
