@@ -175,8 +175,6 @@ export class GuardedBroker implements Broker {
     this.stalled = true;
     this.events.stalled(reason);
   }
-
-
 }
 
 type Guard = <T>(what: string, call: () => Promise<T>) => Promise<T>;

@@ -218,7 +218,7 @@ export class Lifecycle {
         // A new subscription's round trips go out together: the head (where its stream begins), its record and its topics.
         const [readHead] = await settleAll([history && resume.lastEventId === undefined ? history.head() : undefined, this.records.write(sub.info), this.delivery.listen(sub)]);
         head = readHead;
-      } else if (!(await this.claim(resume.from, sub.info))) {
+      } else if (!(await this.claim(resume.from, sub))) {
         // It left (its lease ran out, or it was unregistered) or another stream took it while this one was set up.
         this.core.logStep('resume lost', sub.info);
         return await this.endStream(sub, false);
@@ -255,15 +255,14 @@ export class Lifecycle {
    * a record retired or taken by another stream meanwhile is never brought
    * back. The client then reconnects, and gets a new subscription.
    */
-  private async claim(found: SubscriptionInfo, next: SubscriptionInfo): Promise<boolean> {
+  private async claim(found: SubscriptionInfo, sub: EventSubscription): Promise<boolean> {
     // The stream it replaces may still be detaching it (the same stream, marked detached): that race is retried.
     for (let attempt = 0; attempt < 5; attempt++) {
-      const current = await this.records.readVersioned(next.id);
+      const current = await this.records.readVersioned(sub.id);
       if (!current || current.info.connectionId !== found.connectionId) return false;
       // A channel change made to the record since it was found stands (its topics are listened to after the claim).
-      next.channels = current.info.channels;
-      next.meta = { ...next.meta, channels: current.info.channels.join(',') };
-      if (await this.records.replace(current, next)) return true;
+      sub.setChannels(current.info.channels);
+      if (await this.records.replace(current, sub.info)) return true;
     }
     return false;
   }
@@ -324,8 +323,7 @@ export class Lifecycle {
         return;
       }
     }
-    // Still this stream's, but not marked: this server sweeps it all the same, so that it cannot linger.
-    this.watchDetached({ ...sub.info, detached: true });
+    // Still this stream's, but not marked: the sweep entry made above keeps it from lingering.
   }
 
   /** Puts a subscription in this server's sweep of detached ones, due an idle timeout from now. */
