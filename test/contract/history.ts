@@ -49,10 +49,16 @@ export function historyContract(factory: ClusterFactory): void {
   test(name('events older than maxAgeMs count as gone'), async (t) => {
     const { a } = await open(t, { maxAgeMs: 1000 });
     const before = await a.head();
+    const start = performance.now();
     await a.publish('ch.a', event(0));
-    t.is(gapOf(await a.read(before, new Set(['ch.a'])), before), undefined);
+    const fresh = gapOf(await a.read(before, new Set(['ch.a'])), before);
+    // Judged only when the publish and the read took less than the age limit (not so on a machine stalled for a second).
+    const span = performance.now() - start;
+    if (span < 1000) t.is(fresh, undefined, `read ${Math.round(span)} ms after the publish began`);
+    else t.log(`the publish and read took ${Math.round(span)} ms: freshness not judged`);
     let gap: string | undefined;
-    for (let waited = 0; gap === undefined && waited < 5000; waited += 250) {
+    // JetStream ages events out itself, on a clustered stream a few seconds after their time.
+    for (let waited = 0; gap === undefined && waited < 12_000; waited += 250) {
       await delay(250);
       gap = gapOf(await a.read(before, new Set(['ch.a'])), before);
     }

@@ -54,14 +54,24 @@ export function presenceContract(factory: ClusterFactory): void {
 
   test(name('touch renews a live lease, and after expiry renews nothing; an expired record is not found'), async (t) => {
     const [a, b] = await connections(t, factory);
-    // Leases of a second, renewed every 300 ms: wide enough for a loaded machine, four renewals outlive the first.
-    await a!.presence.put('t1', 'beating', ['ch.t'], 1000);
-    for (let i = 0; i < 4; i++) {
-      await delay(300);
-      t.true(await b!.presence.touch('t1', 1000), `renewal ${i + 1}`);
+    // Leases of two seconds renewed every 400 ms: six renewals outlive the first lease. A renewal must
+    // succeed when it ran within a lease of the previous one; on a machine so loaded that even the
+    // round trips straddle a lease, the renewal proves nothing and is only logged.
+    const leaseMs = 2000;
+    let previousStart = performance.now();
+    await a!.presence.put('t1', 'beating', ['ch.t'], leaseMs);
+    for (let i = 0; i < 6; i++) {
+      await delay(400);
+      const start = performance.now();
+      const renewed = await b!.presence.touch('t1', leaseMs);
+      const span = performance.now() - previousStart;
+      if (span < leaseMs) t.true(renewed, `renewal ${i + 1}, ${Math.round(span)} ms after the previous one`);
+      else t.log(`renewal ${i + 1} came ${Math.round(span)} ms after the previous one: not judged`);
+      if (!renewed) return;
+      previousStart = start;
     }
     t.is(await a!.presence.get('t1'), 'beating', 'kept alive past its first lease');
-    await delay(1500);
+    await delay(leaseMs + 500);
     t.false(await b!.presence.touch('t1', 5000), 'too late');
     t.is(await a!.presence.get('t1'), undefined, 'touch did not revive it');
     t.is((await a!.presence.getMany(['t1'])).size, 0, 'nor does getMany see it');
