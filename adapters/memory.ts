@@ -3,6 +3,7 @@ import {
   withDefaults,
   type Broker,
   type CappedLists,
+  type ExpiringKeys,
   type EventHistory,
   type HistoryEntry,
   type HistoryRead,
@@ -22,6 +23,7 @@ export class MemoryHub {
   readonly topics = new Map<string, Set<Listener>>();
   readonly presence = new MemoryPresence();
   readonly lists = new MemoryLists();
+  readonly keys = new MemoryKeys();
   readonly sequences = new Map<string, number>();
   readonly history: MemoryHistory;
 
@@ -96,6 +98,35 @@ class MemoryLists implements CappedLists {
 
   async clear(key: string): Promise<void> {
     this.lists.delete(key);
+  }
+}
+
+/** Keys in a `Map` with deadlines on `Date.now()`; expired ones are dropped as the map grows. */
+class MemoryKeys implements ExpiringKeys {
+  private readonly entries = new Map<string, { value: string; deadline: number }>();
+  private sweepAt = 1024;
+
+  async setIfAbsent(key: string, value: string, ttlMs: number): Promise<string | undefined> {
+    const held = this.entries.get(key);
+    if (held && held.deadline > Date.now()) return held.value;
+    await this.set(key, value, ttlMs);
+    return undefined;
+  }
+
+  async set(key: string, value: string, ttlMs: number): Promise<void> {
+    this.entries.set(key, { value, deadline: Date.now() + ttlMs });
+    if (this.entries.size >= this.sweepAt) this.sweep();
+  }
+
+  async delete(key: string): Promise<void> {
+    this.entries.delete(key);
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const [key, { deadline }] of this.entries) if (deadline <= now) this.entries.delete(key);
+    // The next sweep when the live keys have doubled: a sweep costs no more than the sets that led to it.
+    this.sweepAt = Math.max(1024, this.entries.size * 2);
   }
 }
 
@@ -218,6 +249,10 @@ export class MemoryBroker implements Broker {
 
   get lists(): CappedLists {
     return this.hub.lists;
+  }
+
+  get keys(): ExpiringKeys {
+    return this.hub.keys;
   }
 
   get history(): EventHistory {

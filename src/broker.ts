@@ -26,6 +26,8 @@ export interface Broker {
 
   /** Short shared lists for applications (a chat's recent messages, say). The core does not use them. */
   readonly lists?: CappedLists;
+  /** Short-lived shared keys, claimed once across the cluster: what the publish API's idempotency keys need. */
+  readonly keys?: ExpiringKeys;
 
   /** The ordered event history behind Last-Event-ID replay, when the backend has one. */
   readonly history?: EventHistory;
@@ -225,6 +227,24 @@ export interface CappedLists {
   range(key: string): Promise<string[]>;
   /** Removes list `key`. */
   clear(key: string): Promise<void>;
+}
+
+/**
+ * Small values under keys that expire, shared by the cluster, with one
+ * atomic claim: for remembering, across every server, that a request was
+ * already taken (an idempotency key). Not for data that must last.
+ */
+export interface ExpiringKeys {
+  /**
+   * Sets `key` to `value` for `ttlMs`, unless it already holds an unexpired
+   * value: then it changes nothing and returns that value. Atomic across the
+   * cluster: of several racing callers, exactly one gets `undefined`.
+   */
+  setIfAbsent(key: string, value: string, ttlMs: number): Promise<string | undefined>;
+  /** Sets `key` to `value` for `ttlMs`, whatever it held. */
+  set(key: string, value: string, ttlMs: number): Promise<void>;
+  /** Removes `key`. */
+  delete(key: string): Promise<void>;
 }
 
 /** One event as the history keeps it. */

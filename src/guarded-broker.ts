@@ -1,4 +1,4 @@
-import type { Broker, BrokerStatus, CappedLists, EventHistory, PresenceStore } from './broker.js';
+import type { Broker, BrokerStatus, CappedLists, EventHistory, ExpiringKeys, PresenceStore } from './broker.js';
 
 /**
  * Thrown for a broker operation that could not be done now: the broker did
@@ -34,6 +34,7 @@ export class GuardedBroker implements Broker {
   readonly presence: PresenceStore;
   readonly history?: EventHistory;
   readonly lists?: CappedLists;
+  readonly keys?: ExpiringKeys;
   private stalled = false;
   private pinging: NodeJS.Timeout | undefined;
   private events: GuardEvents = { stalled: () => {}, answering: () => {} };
@@ -68,6 +69,14 @@ export class GuardedBroker implements Broker {
         push: (key, value, maxLength) => this.guard('lists.push', () => lists.push(key, value, maxLength)),
         range: (key) => this.guard('lists.range', () => lists.range(key)),
         clear: (key) => this.guard('lists.clear', () => lists.clear(key)),
+      };
+    }
+    const keys = inner.keys;
+    if (keys) {
+      this.keys = {
+        setIfAbsent: (key, value, ttlMs) => this.guard('keys.setIfAbsent', () => keys.setIfAbsent(key, value, ttlMs)),
+        set: (key, value, ttlMs) => this.guard('keys.set', () => keys.set(key, value, ttlMs)),
+        delete: (key) => this.guard('keys.delete', () => keys.delete(key)),
       };
     }
   }

@@ -11,6 +11,7 @@ import { lateHeader, NatsHistory } from './history.js';
 import { RecentSet } from '../../src/recent-set.js';
 import { Bucket } from './bucket.js';
 import { CallBudget, safeKey, throughElections, untilWritten, whilePlacing } from './kv.js';
+import { NatsKeys } from './keys.js';
 import { NatsLists } from './lists.js';
 import { NatsPresence } from './presence.js';
 
@@ -20,6 +21,9 @@ import { NatsPresence } from './presence.js';
  * than JetStream's default of two minutes, so the server keeps few of them.
  */
 const bucketIdWindowMs = 30_000;
+
+/** How long the bucket of expiring keys keeps one: the longest a key may be asked to live. */
+const keysMaxAgeMs = 3_600_000;
 
 /** Sets how long a stream remembers message ids, when it is not that already. */
 async function keepIdsFor(jsm: JetStreamManager, stream: string, windowMs: number): Promise<void> {
@@ -70,6 +74,7 @@ export class NatsBroker implements Broker {
   readonly name = 'nats';
   readonly presence: NatsPresence;
   readonly lists: CappedLists;
+  readonly keys: NatsKeys;
   readonly history: NatsHistory;
   readonly url: string;
   private readonly prefix: string;
@@ -83,6 +88,7 @@ export class NatsBroker implements Broker {
   private rosterBucket: Bucket | undefined;
   private sequenceBucket: Bucket | undefined;
   private listBucket: Bucket | undefined;
+  private keyBucket: Bucket | undefined;
   private jsm: JetStreamManager | undefined;
   private readonly subscriptions = new Map<string, Subscription[]>();
   /** The stream sequences this connection received lately, to tell a late copy from a missed event. */
@@ -106,6 +112,7 @@ export class NatsBroker implements Broker {
       () => this.required(this.rosterBucket),
     );
     this.lists = new NatsLists(() => this.required(this.listBucket));
+    this.keys = new NatsKeys(() => this.required(this.keyBucket), keysMaxAgeMs);
     this.history = new NatsHistory(() => this.required(this.nc), this.prefix, withDefaults(options.history), this.budget);
   }
 
@@ -247,6 +254,7 @@ export class NatsBroker implements Broker {
     this.rosterBucket = await bucket(`${this.prefix}_rosters`);
     this.sequenceBucket = await bucket(`${this.prefix}_sequences`);
     this.listBucket = await bucket(`${this.prefix}_lists`);
+    this.keyBucket = await bucket(`${this.prefix}_keys`, keysMaxAgeMs);
     await whilePlacing('the history stream', () => this.history.open(jsm, replicas));
   }
 

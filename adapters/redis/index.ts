@@ -1,7 +1,8 @@
 import { Cluster, type RedisOptions } from 'ioredis';
-import { withDefaults, type Broker, type BrokerStatus, type CappedLists, type EventHistory, type HistoryRetention, type PresenceStore } from '../../src/broker.js';
+import { withDefaults, type Broker, type BrokerStatus, type CappedLists, type EventHistory, type ExpiringKeys, type HistoryRetention, type PresenceStore } from '../../src/broker.js';
 import { connectTo, parseRedisUrl, type RedisClient } from './connection.js';
 import { parseHistoryMessage, RedisHistory } from './history.js';
+import { RedisKeys } from './keys.js';
 import { RedisLists } from './lists.js';
 import { RedisPresence } from './presence.js';
 
@@ -42,6 +43,7 @@ export class RedisBroker implements Broker {
   readonly name = 'redis';
   readonly presence: PresenceStore;
   readonly lists: CappedLists;
+  readonly keys: ExpiringKeys;
   readonly history: RedisHistory;
   readonly url: string;
   private readonly prefix: string;
@@ -70,6 +72,7 @@ export class RedisBroker implements Broker {
     this.subscriber = connectTo(target, redisOptions);
     this.presence = new RedisPresence(this.commands, this.prefix);
     this.lists = new RedisLists(this.commands, this.prefix);
+    this.keys = new RedisKeys(this.commands, this.prefix);
     this.history = new RedisHistory(this.commands, this.prefix, withDefaults(options.history), () => this.mayPublish());
     this.subscriber.on('message', (channel: string, message: string) => {
       if (!channel.startsWith(this.prefix)) return;

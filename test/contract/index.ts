@@ -1,5 +1,6 @@
 import type { ClusterFactory } from '../helpers/cluster.js';
 import { historyContract } from './history.js';
+import { keysContract } from './keys.js';
 import { messagingContract } from './messaging.js';
 import { presenceContract } from './presence.js';
 
@@ -12,4 +13,5 @@ export function contractSuite(factory: ClusterFactory): void {
   presenceContract(factory);
   historyContract(factory);
   messagingContract(factory);
+  keysContract(factory);
 }
