@@ -81,6 +81,11 @@ export class GuardedBroker implements Broker {
     }
   }
 
+  /** The bound on every call, as settled once connected. */
+  get callTimeoutMs(): number {
+    return this.timeoutMs;
+  }
+
   /** Who hears of stalls and of the broker answering again. */
   watch(events: GuardEvents): void {
     this.events = events;

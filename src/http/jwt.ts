@@ -66,7 +66,7 @@ export function jwtAuthenticate(options: JwtOptions): (ctx: Context) => Promise<
   };
 }
 
-function verificationKey(options: JwtOptions): JWTVerifyGetKey | CryptoKey | Uint8Array {
+export function verificationKey(options: JwtOptions): JWTVerifyGetKey | CryptoKey | Uint8Array {
   const given = [options.secret, options.key, options.jwksUrl].filter((value) => value !== undefined);
   if (given.length !== 1) throw new Error('jwtAuthenticate needs exactly one of secret, key or jwksUrl');
   if (options.jwksUrl) return createRemoteJWKSet(new URL(options.jwksUrl));

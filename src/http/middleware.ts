@@ -11,6 +11,7 @@ import { sendError } from './errors.js';
 import { KeepAlive } from './keep-alive.js';
 import { limitQueryLength, StreamLimits } from './limits.js';
 import { httpDefaults, paths, type MiddlewareOptions } from './options.js';
+import { PublishRoute } from './publish.js';
 import { openEventStream } from './stream.js';
 import { SubscriberRoutes } from './subscriber-routes.js';
 
@@ -31,12 +32,24 @@ const allowedMethods = 'GET, POST, PUT, DELETE, PATCH, HEAD, OPTIONS';
  * | `/event-subscribers/{id}` | any (clients POST) |
  * | `/api/UpdateEventSubscriber`, `/json/reply/UpdateEventSubscriber` | any |
  * | `/api/GetEventSubscribers`, `/json/reply/GetEventSubscribers` | any |
+ * | `/event-publish`, with the `publish` option | POST |
  *
  * `OPTIONS` on any of them is answered here and never reaches a route: with
  * `cors`, a preflight from an allowed origin gets its CORS headers; anything
  * else gets `204` with `Allow`.
  */
 export function serverEventsMiddleware(events: ServerEvents, options: MiddlewareOptions = {}): Middleware {
+  return serverEventsRoutes(events, options).middleware;
+}
+
+/** The routes as one Koa middleware, and which paths are theirs (for hosts that must decide before calling it). */
+export interface ServerEventsRoutes {
+  middleware: Middleware;
+  /** Whether a request path (without its query) is one of the routes, the prefix included. */
+  handles(path: string): boolean;
+}
+
+export function serverEventsRoutes(events: ServerEvents, options: MiddlewareOptions = {}): ServerEventsRoutes {
   const router = new Router({ prefix: options.prefix });
   const routes = new SubscriberRoutes(events, options);
   const bodyLimit = options.bodyLimit ?? httpDefaults.bodyLimit;
@@ -57,6 +70,10 @@ export function serverEventsMiddleware(events: ServerEvents, options: Middleware
     router.all(`${base}/UpdateEventSubscriber`, errors, body, routes.update);
     router.all(`${base}/GetEventSubscribers`, errors, body, routes.subscribers);
   }
+  if (options.publish) {
+    const publish = new PublishRoute(events, options.publish);
+    router.all(paths.publish, errors, publish.authorize, body, publish.publish);
+  }
   const routed = router.routes() as Middleware;
   const cors = options.cors ? corsMiddleware(options.cors) : undefined;
   // The router's own matching (prefix, case) tells which requests are for these routes.
@@ -65,11 +82,12 @@ export function serverEventsMiddleware(events: ServerEvents, options: Middleware
     ctx.set('Allow', allowedMethods);
     ctx.status = 204;
   };
-  return async (ctx, next) => {
+  const middleware: Middleware = async (ctx, next) => {
     if (!isOurs(ctx.path)) return routed(ctx, next);
     const rest = ctx.method === 'OPTIONS' ? () => answerOptions(ctx, next) : () => routed(ctx, next);
     return cors ? cors(ctx, rest) : rest();
   };
+  return { middleware, handles: isOurs };
 }
 
 /** Turns thrown errors into ServiceStack-style error responses; a 500 never reveals its cause. */

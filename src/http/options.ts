@@ -1,6 +1,7 @@
 import type { Context } from 'koa';
 import type { EventSubscription } from '../subscription.js';
 import type { CorsOptions } from './cors.js';
+import type { PublishOptions } from './publish.js';
 import type { Identity } from '../identity.js';
 
 /** Who asks to join a channel, as `authorizeChannel` sees them. */
@@ -83,6 +84,11 @@ export interface MiddlewareOptions {
    * route. Default: none, so only same-origin pages can use the routes.
    */
   cors?: CorsOptions;
+  /**
+   * Serves `POST /event-publish`, through which any backend publishes with an
+   * API key or a token (see `PublishRoute`). Default: off, no such route.
+   */
+  publish?: PublishOptions;
   /** Largest accepted POST body; past it 413. Default `64kb`. */
   bodyLimit?: string;
   /** Before anything else on a stream request. */
@@ -111,4 +117,5 @@ export const paths = {
   heartbeat: '/event-heartbeat',
   unregister: '/event-unregister',
   subscribers: '/event-subscribers',
+  publish: '/event-publish',
 };

@@ -14,7 +14,7 @@ export function keysContract(factory: ClusterFactory): void {
       const winners = raced.filter((held) => held === undefined);
       t.is(winners.length, 1, `key ${i}: one claim wins`);
       const winner = ['from 0a', 'from 0b', 'from 1a', 'from 1b'][raced.indexOf(undefined)];
-      for (const held of raced) if (held !== undefined) t.is(held, winner, 'the losers are told what the winner set');
+      for (const held of raced) if (held !== undefined) t.is(held, winner!, 'the losers are told what the winner set');
     }
     t.is(await b!.keys!.setIfAbsent('k0', 'again', 5000), (await a!.keys!.setIfAbsent('k0', 'again', 5000))!, 'still held');
   });
