@@ -83,3 +83,23 @@ test('--cors names the origins whose pages may use the routes; a wrong one is on
   t.is(preflight.headers.get('access-control-allow-origin'), 'https://app.example');
   t.is(preflight.headers.get('access-control-allow-credentials'), 'true');
 });
+
+test('--publish-key turns the publish API on; a short key is one line', async (t) => {
+  const short = await cli(['--publish-key', 'abc']);
+  t.is(short.status, 2);
+  t.is(short.stderr, 'server-events: --publish-key: a key must be at least 16 characters');
+  t.is((await cli([], { PUBLISH_JWT_SECRET: 'short' })).stderr, 'server-events: PUBLISH_JWT_SECRET must be at least 32 characters');
+
+  const port = await freePort();
+  const key = 'cli-publish-key-0123456789';
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', '--port', String(port)], {
+    env: { ...process.env, BROKER: 'memory', REDIS_URL: '', NATS_URL: '', LOG_LEVEL: 'warn', PUBLISH_KEY: key },
+    stdio: 'ignore',
+  });
+  t.teardown(() => void child.kill('SIGKILL'));
+  await waitForPort(port);
+  const post = (headers: Record<string, string>) =>
+    fetch(`http://127.0.0.1:${port}/event-publish`, { method: 'POST', headers: { 'Content-Type': 'application/json', ...headers }, body: JSON.stringify({ to: 'all', selector: 'cmd.chat' }) });
+  t.is((await post({ 'X-Api-Key': key })).status, 200, 'PUBLISH_KEY works as the flag does');
+  t.is((await post({})).status, 401);
+});
