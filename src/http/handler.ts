@@ -24,7 +24,8 @@ export interface HandlerOptions extends MiddlewareOptions {
  */
 export interface ServerEventsHandler {
   (req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void): void;
-  handles(path: string): boolean;
+  /** Whether a request URL (a path, with or without its query) is for one of the routes. */
+  handles(url: string | undefined): boolean;
 }
 
 /**
@@ -51,7 +52,7 @@ export function serverEventsHandler(events: ServerEvents, options: HandlerOption
     res.setHeader('Content-Type', 'application/json; charset=utf-8');
     res.end(JSON.stringify({ responseStatus: { errorCode: 'NotFound', message: `No route for ${pathOf(req.url)}` } }));
   };
-  return Object.assign(handler, { handles: routes.handles });
+  return Object.assign(handler, { handles: (url: string | undefined) => routes.handles(pathOf(url)) });
 }
 
 /** The path of a request URL, as Koa's `ctx.path` reads it: up to the query, not decoded. */

@@ -105,11 +105,15 @@ export class ResponseSink implements EventSink {
     socket.setTimeout(0);
     socket.setNoDelay(true);
     socket.setKeepAlive(true);
-    ctx.res.writeHead(200, {
+    const headers: Record<string, string> = {
       'Content-Type': 'text/event-stream',
       'Cache-Control': 'no-cache',
       'X-Accel-Buffering': 'no',
-    });
+    };
+    // Once a stream ends, its connection goes with it: a client that vanished without closing (it stopped
+    // heartbeating, and its lease ran out) must not leave a socket held open for keep-alive. HTTP/2 has no such header.
+    if (ctx.req.httpVersionMajor < 2) headers.Connection = 'close';
+    ctx.res.writeHead(200, headers);
     // Cleared by the first write, which carries the headers.
     this.headerTimer = setTimeout(() => {
       if (!this.isGone) ctx.res.flushHeaders();
