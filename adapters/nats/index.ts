@@ -88,7 +88,9 @@ export class NatsBroker implements Broker {
   private rosterBucket: Bucket | undefined;
   private sequenceBucket: Bucket | undefined;
   private listBucket: Bucket | undefined;
-  private keyBucket: Bucket | undefined;
+  /** Made on first use: only apps that use idempotency keys pay for its stream. */
+  private keyBucket: Promise<Bucket> | undefined;
+  private bucketMaker: ((name: string, ttl?: number) => Promise<Bucket>) | undefined;
   private jsm: JetStreamManager | undefined;
   private readonly subscriptions = new Map<string, Subscription[]>();
   /** The stream sequences this connection received lately, to tell a late copy from a missed event. */
@@ -112,7 +114,7 @@ export class NatsBroker implements Broker {
       () => this.required(this.rosterBucket),
     );
     this.lists = new NatsLists(() => this.required(this.listBucket));
-    this.keys = new NatsKeys(() => this.required(this.keyBucket), keysMaxAgeMs);
+    this.keys = new NatsKeys(() => this.openKeyBucket(), keysMaxAgeMs);
     this.history = new NatsHistory(() => this.required(this.nc), this.prefix, withDefaults(options.history), this.budget);
   }
 
@@ -234,6 +236,16 @@ export class NatsBroker implements Broker {
     if (nc && !nc.isClosed()) await nc.close();
   }
 
+  private openKeyBucket(): Promise<Bucket> {
+    const make = this.required(this.bucketMaker);
+    const opening = (this.keyBucket ??= make(`${this.prefix}_keys`, keysMaxAgeMs));
+    // A failed attempt is not kept: the next call tries again.
+    opening.catch(() => {
+      if (this.keyBucket === opening) this.keyBucket = undefined;
+    });
+    return opening;
+  }
+
   private async openBuckets(): Promise<void> {
     const nc = this.required(this.nc);
     // Each attempt gets a second; the buckets repeat what a leaderless moment let time out.
@@ -254,7 +266,9 @@ export class NatsBroker implements Broker {
     this.rosterBucket = await bucket(`${this.prefix}_rosters`);
     this.sequenceBucket = await bucket(`${this.prefix}_sequences`);
     this.listBucket = await bucket(`${this.prefix}_lists`);
-    this.keyBucket = await bucket(`${this.prefix}_keys`, keysMaxAgeMs);
+    this.bucketMaker = bucket;
+    // Opened again on first use after a reconnect: the server may have restarted without it.
+    this.keyBucket = undefined;
     await whilePlacing('the history stream', () => this.history.open(jsm, replicas));
   }
 

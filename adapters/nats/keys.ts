@@ -10,7 +10,7 @@ import { safeKey, untilWritten } from './kv.js';
  */
 export class NatsKeys implements ExpiringKeys {
   constructor(
-    private readonly bucket: () => Bucket,
+    private readonly bucket: () => Promise<Bucket>,
     readonly maxTtlMs: number,
   ) {}
 
@@ -18,7 +18,7 @@ export class NatsKeys implements ExpiringKeys {
     this.checkTtl(ttlMs);
     const name = safeKey(key);
     return untilWritten(`claiming key ${key}`, async () => {
-      const bucket = this.bucket();
+      const bucket = await this.bucket();
       const { entry, revision } = await bucket.read(name);
       const held = entry && decode(entry.string());
       if (held && held.deadline > Date.now()) return { held: held.value };
@@ -29,11 +29,11 @@ export class NatsKeys implements ExpiringKeys {
 
   async set(key: string, value: string, ttlMs: number): Promise<void> {
     this.checkTtl(ttlMs);
-    await this.bucket().put(safeKey(key), encode(value, ttlMs));
+    await (await this.bucket()).put(safeKey(key), encode(value, ttlMs));
   }
 
   async delete(key: string): Promise<void> {
-    await this.bucket().delete(safeKey(key));
+    await (await this.bucket()).delete(safeKey(key));
   }
 
   private checkTtl(ttlMs: number): void {
