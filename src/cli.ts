@@ -4,6 +4,7 @@ import Koa from 'koa';
 import { brokerFromEnv, brokerTimeoutFromEnv, ConfigError } from './broker-from-env.js';
 import { parseOrigins } from './http/cors.js';
 import { ignoreClientDisconnects } from './http/disconnects.js';
+import { sendError } from './http/errors.js';
 import { serverEventsMiddleware } from './http/middleware.js';
 import { serverEventsMetrics } from './http/metrics.js';
 import type { PublishOptions } from './http/publish.js';
@@ -67,7 +68,9 @@ async function main(argv: string[]): Promise<void> {
     if (ctx.path !== '/stats') return next();
     ctx.body = events.stats();
   });
-  const publishing = publish ? `; publish API at ${values.prefix ?? ''}/event-publish` : '';
+  // Whatever is no route gets ServiceStack's error body too.
+  app.use(async (ctx) => sendError(ctx, 404, `No route for ${ctx.path}`));
+  const publishing = publish ? `; publish API at ${values.prefix ?? ''}/event-publish` : '; publish API off (no --publish-key)';
   const server = app.listen(port, () => logger.info(`server-events listening on http://localhost:${port} (broker: ${events.broker.name}${publishing})`));
   server.on('error', (error) => fail(error));
   shutdownOnSignals(server, events, { logger });

@@ -10,11 +10,12 @@ import { isMain } from '../is-main.js';
 
 export function createExpressApp(events: ServerEvents, options: HandlerOptions = {}): Express {
   const app = express();
-  // The app's own body parsers may run first: the routes take a body Express has parsed as it is.
+  // Before the body parsers, so the routes read their own bodies, under their own limit (`bodyLimit`)
+  // and with ServiceStack's error bodies. At the root: a prefix goes in `options.prefix`, so the URLs a
+  // stream is told include it.
+  app.use(serverEventsHandler(events, options));
   app.use(express.json());
   app.use(express.urlencoded({ extended: false }));
-  // Mounted at the root: a prefix goes in `options.prefix`, so the URLs a stream is told include it.
-  app.use(serverEventsHandler(events, options));
 
   // The app's own routes publish through the same ServerEvents.
   app.post('/announce', async (req, res, next) => {

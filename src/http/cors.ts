@@ -27,7 +27,7 @@ export interface CorsOptions {
   maxAgeSeconds?: number;
 }
 
-export const defaultCorsHeaders = ['Content-Type', 'Authorization', 'Accept', 'Allow', 'Last-Event-ID', 'Cache-Control', 'X-Requested-With'];
+export const defaultCorsHeaders = ['Content-Type', 'Authorization', 'Accept', 'Allow', 'Last-Event-ID', 'Cache-Control', 'X-Requested-With', 'X-Api-Key', 'Idempotency-Key'];
 
 /**
  * CORS as Koa middleware (`@koa/cors`), answering preflights itself. The

@@ -11,6 +11,7 @@ const errorCodes: Record<number, string> = {
   409: 'Conflict',
   415: 'UnsupportedMediaType',
   501: 'NotImplementedException',
+  503: 'ServiceUnavailable',
   500: 'InternalServerError',
 };
 

@@ -79,7 +79,7 @@ export function serverEventsRoutes(events: ServerEvents, options: MiddlewareOpti
   // The router's own matching (prefix, case) tells which requests are for these routes.
   const isOurs = (path: string) => router.match(path, 'GET').path.some((layer) => layer.methods.length > 0);
   const answerOptions: Middleware = async (ctx) => {
-    ctx.set('Allow', allowedMethods);
+    ctx.set('Allow', ctx.path.endsWith(paths.publish) ? 'POST, OPTIONS' : allowedMethods);
     ctx.status = 204;
   };
   const middleware: Middleware = async (ctx, next) => {
@@ -106,6 +106,8 @@ function answerErrors(events: ServerEvents): Middleware {
       const brokerAway = () => sendError(ctx, 503, 'The broker is unavailable; try again shortly', 2);
       if (error instanceof BrokerUnavailableError) return brokerAway();
       const { status, message, expose } = error as { status?: number; message?: string; expose?: boolean };
+      // A compressed body that does not inflate (zlib's Z_DATA_ERROR and friends) is the client's fault.
+      if (/^Z_/.test((error as { code?: string }).code ?? '')) return sendError(ctx, 400, 'The body is not valid for its Content-Encoding');
       // Deliberate statuses (ctx.throw in a hook, body parser limits) pass through.
       if (typeof status === 'number' && status >= 400 && status <= 599 && status !== 500) {
         return sendError(ctx, status, (expose !== false && message) || STATUS_CODES[status] || 'Error');

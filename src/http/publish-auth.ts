@@ -50,7 +50,7 @@ export function publishAuthenticator(options: PublishAuthOptions): (ctx: Context
   const claim = options.jwt?.claim ?? 'publish';
   return async (ctx) => {
     const authorization = ctx.get('Authorization');
-    const apiKey = ctx.get('X-Api-Key') || /^ApiKey\s+(\S+)$/i.exec(authorization)?.[1];
+    const apiKey = ctx.get('X-Api-Key') || /^ApiKey\s+(.+)$/i.exec(authorization)?.[1]?.trim();
     if (apiKey) {
       const given = digest(apiKey);
       // Compared as digests, in constant time, against every key: the answer's timing says nothing about any of them.
@@ -84,8 +84,11 @@ function grantOf(claims: JWTPayload, claim: string): PublishGrant {
   if (patterns.length === 0) throw new PublishRefusal(403, `The token has no '${claim}' claim: it may not publish`);
   const everything = patterns.includes('*');
   const covers = (channel: string) => patterns.some((p) => (p.endsWith('*') ? channel.startsWith(p.slice(0, -1)) : channel === p));
+  // Idempotency keys are kept apart per principal: the issuer and subject, and for a token without a subject,
+  // what it may publish to as well, so that a lesser token cannot claim (and so drop) another's keys.
+  const principal = JSON.stringify([claims.iss ?? null, claims.sub ?? null, claims.sub === undefined ? patterns : null]);
   return {
-    scope: `jwt:${claims.iss ?? ''}:${claims.sub ?? ''}`,
+    scope: `jwt:${digest(principal).toString('hex').slice(0, 32)}`,
     mayPublishTo: (channel) => everything || (channel !== undefined && covers(channel)),
   };
 }

@@ -26,6 +26,13 @@ interface Publish {
 }
 
 const fields = new Set(['to', 'selector', 'message', 'channel', 'idempotencyKey']);
+/**
+ * Selectors the server's own events use (`cmd.onConnect`, `cmd.onJoin`, ...): a client takes them as the
+ * server's word (`cmd.onConnect` names the URLs it heartbeats to), so no publisher may send one.
+ */
+const reservedSelector = /^cmd\.on[A-Z]/;
+/** How deeply a message may nest arrays and objects. */
+const maxMessageDepth = 64;
 const maxIdempotencyKeyLength = 256;
 /** What an idempotency key holds: a publish still under way, or one that went out. */
 const inFlight = 'in-flight';
@@ -140,6 +147,8 @@ function parsePublish(body: unknown, headerKey: string | undefined): Publish {
   if (unknown !== undefined) fail(`Unknown field '${unknown}': a publish has ${[...fields].join(', ')}`);
   const { selector, message, channel, idempotencyKey } = given;
   if (typeof selector !== 'string' || selector === '') fail("'selector' must be a non-empty string, e.g. \"cmd.chat\"");
+  if (reservedSelector.test(selector as string)) fail(`'${selector}' is one of the server's own events: a publisher may not send cmd.on… selectors`);
+  if (nestedDeeperThan(message, maxMessageDepth)) fail(`'message' nests deeper than ${maxMessageDepth} levels`);
   if (channel !== undefined && (typeof channel !== 'string' || channel === '')) fail("'channel' must be a non-empty string");
   const to = parseTarget(given.to, fail);
   if (channel !== undefined && (to === 'all' || to.kind === 'channel')) fail("'channel' narrows a targeted publish; to reach a channel, send \"to\": {\"channel\": ...}");
@@ -150,6 +159,12 @@ function parsePublish(body: unknown, headerKey: string | undefined): Publish {
   }
   if (idempotencyKey !== undefined && headerKey !== undefined && idempotencyKey !== headerKey) fail('The Idempotency-Key header and the idempotencyKey field differ');
   return { to, selector: selector as string, message, channel: channel as string | undefined, idempotencyKey: key };
+}
+
+function nestedDeeperThan(value: unknown, depth: number): boolean {
+  if (value === null || typeof value !== 'object') return false;
+  if (depth === 0) return true;
+  return Object.values(value as object).some((inner) => nestedDeeperThan(inner, depth - 1));
 }
 
 function parseTarget(to: unknown, fail: (message: string) => never): Publish['to'] {

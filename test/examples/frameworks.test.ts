@@ -10,6 +10,7 @@ import http, { type Server } from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import test, { type ExecutionContext } from 'ava';
+import express from 'express';
 import { createExpressApp } from '../../examples/express/server.js';
 import { createFastifyApp } from '../../examples/fastify/server.js';
 import { serverEventsHandler, type HandlerOptions } from '../../src/http/handler.js';
@@ -24,6 +25,16 @@ type Host = (events: ServerEvents, options: HandlerOptions) => Promise<Server>;
 const hosts: Record<string, Host> = {
   express: async (events, options) => {
     const server = createExpressApp(events, options).listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    return server;
+  },
+  // An app that parses bodies before the routes: they take what Express parsed.
+  'express, body parser first': async (events, options) => {
+    const app = express();
+    app.use(express.json());
+    app.use(express.urlencoded({ extended: false }));
+    app.use(serverEventsHandler(events, options));
+    const server = app.listen(0, '127.0.0.1');
     await once(server, 'listening');
     return server;
   },
@@ -114,7 +125,7 @@ for (const [name, host] of Object.entries(hosts)) {
     t.deepEqual(published.json, { published: true });
     t.is((await stream.next(only('cmd.chat', 'home'))).body, 'hi');
     t.is((await request('POST', `${url}/event-publish`, { json: {} })).status, 401);
-    if (name === 'node:http') {
+    if (name === 'node:http' || name === 'express, body parser first') {
       const missing = await request('GET', `${url}/somewhere-else`);
       t.is(missing.status, 404, 'a bare server answers what is not a route with 404');
       return;

@@ -99,6 +99,11 @@ test('credentials: none or a wrong key is 401; a token publishes where its publi
   await refused(rooms, 403, 'Forbidden', body({ channel: 'lobby.x' }));
   await refused(rooms, 403, 'Forbidden', body('all'));
   await refused(rooms, 403, 'Forbidden', body({ userId: 'x' }));
+  // Tokens without a subject keep their idempotency keys apart by what they may publish to: one cannot claim another's.
+  const roomA = { Authorization: `Bearer ${await token({ publish: ['room.a'] })}`, 'Idempotency-Key': 'shared-key' };
+  const roomB = { Authorization: `Bearer ${await token({ publish: ['room.b'] })}`, 'Idempotency-Key': 'shared-key' };
+  t.deepEqual((await publish(server!, body({ channel: 'room.a' }), roomA)).json, { published: true });
+  t.deepEqual((await publish(server!, body({ channel: 'room.b' }), roomB)).json, { published: true }, "another token's key is its own");
   const everything = { Authorization: `Bearer ${await token({ publish: '*' })}` };
   t.is((await publish(server!, body('all'), everything)).status, 200, 'a * claim may publish anything');
 });
@@ -126,6 +131,15 @@ test('bad input is 400, 405, 413 or 415 with the error body, and publishes nothi
   await bad({ to: { channel: 'home' }, channel: 'home', selector: 'cmd.chat' }, /narrows/);
   await bad({ to: 'all', selector: 'cmd.chat', mesage: 'typo' }, /Unknown field 'mesage'/);
   await bad({ to: 'all', selector: 'cmd.chat', idempotencyKey: 'has space' }, /idempotency key/);
+  for (const own of ['cmd.onConnect', 'cmd.onJoin', 'cmd.onLeave', 'cmd.onUpdate', 'cmd.onHeartbeat', 'cmd.onReset']) {
+    await bad({ to: { channel: 'home' }, selector: own, message: { heartbeatUrl: 'http://elsewhere.example/steal' } }, /server's own events/);
+  }
+  let deep: unknown = 'bottom';
+  for (let i = 0; i < 100; i++) deep = [deep];
+  await bad({ to: 'all', selector: 'cmd.chat', message: deep }, /nests deeper/);
+  await refused(400, () =>
+    fetch(`${server!.url}/event-publish`, { method: 'POST', headers: { 'X-Api-Key': apiKey, 'Content-Type': 'application/json', 'Content-Encoding': 'gzip' }, body: 'not gzip at all' }).then(toReply),
+  );
   await refused(400, () => request('POST', `${server!.url}/event-publish`, { headers: { 'X-Api-Key': apiKey, 'Content-Type': 'application/json' }, json: undefined }));
   await refused(400, () => fetch(`${server!.url}/event-publish`, { method: 'POST', headers: { 'X-Api-Key': apiKey, 'Content-Type': 'application/json' }, body: '{"to":' }).then(toReply));
   await refused(415, () => request('POST', `${server!.url}/event-publish`, { form: { to: 'all', selector: 'cmd.chat' }, headers: { 'X-Api-Key': apiKey } }));
