@@ -4,6 +4,7 @@ import {
   type Broker,
   type CappedLists,
   type ExpiringKeys,
+  type PublishOnce,
   type EventHistory,
   type HistoryEntry,
   type HistoryRead,
@@ -62,13 +63,22 @@ class MemoryHistory implements EventHistory {
     private readonly retention: Required<HistoryRetention>,
   ) {}
 
-  async publish(topic: string, payload: string, deliverOn: readonly string[] = [topic]): Promise<number> {
+  async publish(topic: string, payload: string, deliverOn: readonly string[] = [topic], once?: PublishOnce): Promise<number | undefined> {
+    if (once && !this.takeOnce(once)) return undefined;
     const id = ++this.last;
     this.kept.push({ id, topic, payload, at: Date.now() });
     // Trimmed in blocks, not one event at a time: shifting a long array on every publish made it the slowest broker.
     if (this.kept.length >= this.retention.maxLength + trimBlock) this.kept.splice(0, this.kept.length - this.retention.maxLength);
     for (const target of deliverOn) this.hub.deliver(target, payload, id);
     return id;
+  }
+
+  /** Whether `once.key` is free (and takes it): the hub's keys hold the window. */
+  private takeOnce(once: PublishOnce): boolean {
+    const key = `history-once:${once.key}`;
+    if (this.hub.keys.holds(key)) return false;
+    void this.hub.keys.set(key, '1', once.windowMs);
+    return true;
   }
 
   async read(afterId: number, topics: ReadonlySet<string>): Promise<HistoryRead> {
@@ -105,6 +115,12 @@ class MemoryLists implements CappedLists {
 class MemoryKeys implements ExpiringKeys {
   private readonly entries = new Map<string, { value: string; deadline: number }>();
   private sweepAt = 1024;
+
+  /** Whether `key` holds an unexpired value, synchronously. */
+  holds(key: string): boolean {
+    const held = this.entries.get(key);
+    return held !== undefined && held.deadline > Date.now();
+  }
 
   async setIfAbsent(key: string, value: string, ttlMs: number): Promise<string | undefined> {
     const held = this.entries.get(key);

@@ -21,6 +21,33 @@ export class PayloadTooLargeError extends InvalidArgumentError {
   override readonly status = 413;
 }
 
+/** Thrown for an idempotent publish on a broker without history, which cannot tell a repeat. HTTP answers 501. */
+export class RepeatsUnknownError extends Error {
+  readonly status = 501;
+  readonly expose = true;
+}
+
+/** What makes a notification a repeat to drop: a key unique to the publish the caller means, and how long it is remembered. */
+export interface NotifyOptions {
+  idempotencyKey?: string;
+  /** Default 5 minutes; at most an hour. */
+  idempotencyWindowMs?: number;
+}
+
+export const defaultIdempotencyWindowMs = 300_000;
+
+/** The history's form of `options`, checked: undefined without a key. */
+export function publishOnceOf(options: NotifyOptions | undefined): { key: string; windowMs: number } | undefined {
+  const key = options?.idempotencyKey;
+  if (key === undefined) return undefined;
+  if (!(key.length > 0 && key.length <= 512 && /^[\x21-\x7e]+$/.test(key))) {
+    throw new InvalidArgumentError('An idempotency key must be 1 to 512 printable ASCII characters without spaces');
+  }
+  const windowMs = options?.idempotencyWindowMs ?? defaultIdempotencyWindowMs;
+  if (!(Number.isInteger(windowMs) && windowMs >= 1000 && windowMs <= 3_600_000)) throw new InvalidArgumentError('idempotencyWindowMs must be a whole number from 1,000 to 3,600,000');
+  return { key, windowMs };
+}
+
 export type Serializer = (message: unknown) => string;
 
 /** The body text of a message: raw JSON as it is, nothing for `null`/`undefined`, else serialized. */

@@ -247,6 +247,14 @@ export interface ExpiringKeys {
   delete(key: string): Promise<void>;
 }
 
+/** What makes a publish a repeat: see `EventHistory.publish`. */
+export interface PublishOnce {
+  /** Unique per publish the caller means (printable, at most a few hundred characters). */
+  key: string;
+  /** How long a key is remembered, from its first publish. At most an hour. */
+  windowMs: number;
+}
+
 /** One event as the history keeps it. */
 export interface HistoryEntry {
   id: number;
@@ -294,8 +302,23 @@ export interface EventHistory {
    * in the same atomic step (NATS) sends those copies once the history has
    * taken the event, marked late. Resolves with the id; rejects if the
    * backend did not take it.
+   *
+   * With `once`, an event under the same key taken within `once.windowMs`
+   * before (by any server, also one whose caller was told it failed, as a
+   * call that timed out may still be carried out) makes this one a repeat:
+   * it is neither kept nor published, and the call resolves with
+   * `undefined`. The check and the append are one atomic step where the
+   * backend allows (memory, Redis); NATS drops a repeat within its
+   * duplicate window (10 s) atomically, and within the rest of the window
+   * by a key it writes once the event is taken.
    */
-  publish(topic: string, payload: string, deliverOn?: readonly string[]): Promise<number>;
+  publish(topic: string, payload: string, deliverOn?: readonly string[], once?: PublishOnce): Promise<number | undefined>;
+  /**
+   * The shortest a once-key is remembered whatever its window (NATS:
+   * JetStream's duplicate window, 10 s); a longer window holds as asked.
+   * Absent: exactly the window.
+   */
+  readonly onceAtLeastMs?: number;
 
   /**
    * The events after `afterId` whose topic is in `topics`, oldest first, with

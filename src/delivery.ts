@@ -1,4 +1,5 @@
-import { PayloadTooLargeError, serializeMessage } from './arguments.js';
+import { PayloadTooLargeError, RepeatsUnknownError, serializeMessage } from './arguments.js';
+import type { PublishOnce } from './broker.js';
 import type { Core } from './core.js';
 import { decodeEnvelope, encodeEnvelope, type Control, type Envelope } from './envelope.js';
 import { readMissed, writeMissed, type Missed } from './replay.js';
@@ -45,8 +46,9 @@ export class Delivery {
    * inbox of each server that holds a member (`holders`, when the caller
    * knows them, else found in the presence indexes).
    */
-  async publish(topic: string, envelope: Envelope, holders?: readonly string[]): Promise<void> {
+  async publish(topic: string, envelope: Envelope, holders?: readonly string[], once?: PublishOnce): Promise<boolean> {
     const { broker, counters } = this.core;
+    if (once && !broker.history) throw new RepeatsUnknownError(`The ${broker.name} broker keeps no history, so it cannot tell a repeated publish`);
     const notify = envelope.kind === 'notify';
     let inboxes: string[] | undefined;
     if (isPrivateTopic(topic)) {
@@ -56,15 +58,17 @@ export class Delivery {
     }
     if (envelope.kind === 'notify') envelope = { ...envelope, at: Date.now() };
     const payload = encodeEnvelope(envelope);
-    if (notify && broker.history) await broker.history.publish(topic, payload, inboxes);
-    else if (inboxes) await Promise.all(inboxes.map((inbox) => broker.publish(inbox, payload)));
+    if (notify && broker.history) {
+      if ((await broker.history.publish(topic, payload, inboxes, once)) === undefined) return false;
+    } else if (inboxes) await Promise.all(inboxes.map((inbox) => broker.publish(inbox, payload)));
     else await broker.publish(topic, payload);
     if (notify) counters.notificationsPublished++;
+    return true;
   }
 
   /** Sends a control to the stream of a subscription, on the server its record names. */
-  sendControl(info: SubscriptionInfo, control: Control): Promise<void> {
-    return this.publish(topics.subscription(info.id), control, [info.serverId]);
+  async sendControl(info: SubscriptionInfo, control: Control): Promise<void> {
+    await this.publish(topics.subscription(info.id), control, [info.serverId]);
   }
 
   /** The servers holding a member of a private audience, live or detached: one record for a subscription, else its index. */

@@ -58,7 +58,8 @@ export class GuardedBroker implements Broker {
     const history = inner.history;
     if (history) {
       this.history = {
-        publish: (topic, payload, deliverOn) => this.guard('history.publish', () => history.publish(topic, payload, deliverOn)),
+        publish: (topic, payload, deliverOn, once) => this.guard('history.publish', () => history.publish(topic, payload, deliverOn, once)),
+        onceAtLeastMs: history.onceAtLeastMs,
         read: (afterId, topics) => this.guard('history.read', () => history.read(afterId, topics)),
         head: () => this.guard('history.head', () => history.head()),
       };

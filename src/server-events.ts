@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 // The embedded default: a server with no broker of its own is a cluster of one.
 import { MemoryBroker } from '../adapters/memory.js';
-import { checkChannel, checkSelector } from './arguments.js';
+import { checkChannel, checkSelector, publishOnceOf, type NotifyOptions } from './arguments.js';
 import type { Broker } from './broker.js';
 import { ChannelUpdates } from './channel-updates.js';
 import { createCore, type Core } from './core.js';
@@ -146,40 +146,49 @@ export class ServerEvents {
 
   // ---- notifications -------------------------------------------------------
 
-  /** Sends to every subscription in the cluster. */
-  async notifyAll(selector: string, message?: unknown): Promise<void> {
-    await this.delivery.publish(topics.all, { kind: 'notify', selector: checkSelector(selector), body: this.delivery.body(message) });
+  /**
+   * Sends to every subscription in the cluster. Every `notify*` resolves
+   * once the broker has taken the event, with `true`; with an
+   * `idempotencyKey` (see `NotifyOptions`), with `false` when an event under
+   * that key was taken within its window, by any server: this one is then
+   * dropped. A call that rejected (the broker did not answer in time) may
+   * still have been carried out: repeating it with the same key is safe.
+   */
+  notifyAll(selector: string, message?: unknown, options?: NotifyOptions): Promise<boolean> {
+    return this.delivery.publish(topics.all, { kind: 'notify', selector: checkSelector(selector), body: this.delivery.body(message) }, undefined, publishOnceOf(options));
   }
 
   /** Sends to every member of `channel`, prefixed `channel@` on the wire. */
-  async notifyChannel(channel: string, selector: string, message?: unknown): Promise<void> {
+  notifyChannel(channel: string, selector: string, message?: unknown, options?: NotifyOptions): Promise<boolean> {
     checkChannel(channel);
-    await this.delivery.publish(topics.channel(channel), { kind: 'notify', selector: checkSelector(selector), body: this.delivery.body(message), channel });
+    const envelope = { kind: 'notify', selector: checkSelector(selector), body: this.delivery.body(message), channel } as const;
+    return this.delivery.publish(topics.channel(channel), envelope, undefined, publishOnceOf(options));
   }
 
   /** Sends to one subscription; with `channel`, only if it is in that channel. */
-  notifySubscription(subscriptionId: string, selector: string, message?: unknown, channel?: string): Promise<void> {
-    return this.notifyTargeted(topics.subscription(subscriptionId), selector, message, channel);
+  notifySubscription(subscriptionId: string, selector: string, message?: unknown, channel?: string, options?: NotifyOptions): Promise<boolean> {
+    return this.notifyTargeted(topics.subscription(subscriptionId), selector, message, channel, options);
   }
 
   /** Sends to every subscription of a user id; with `channel`, only those in it. */
-  notifyUserId(userId: string, selector: string, message?: unknown, channel?: string): Promise<void> {
-    return this.notifyTargeted(topics.userId(userId), selector, message, channel);
+  notifyUserId(userId: string, selector: string, message?: unknown, channel?: string, options?: NotifyOptions): Promise<boolean> {
+    return this.notifyTargeted(topics.userId(userId), selector, message, channel, options);
   }
 
   /** Sends to every subscription of a user name; with `channel`, only those in it. */
-  notifyUserName(userName: string, selector: string, message?: unknown, channel?: string): Promise<void> {
-    return this.notifyTargeted(topics.userName(userName), selector, message, channel);
+  notifyUserName(userName: string, selector: string, message?: unknown, channel?: string, options?: NotifyOptions): Promise<boolean> {
+    return this.notifyTargeted(topics.userName(userName), selector, message, channel, options);
   }
 
   /** Sends to every subscription of a session; with `channel`, only those in it. */
-  notifySession(sessionId: string, selector: string, message?: unknown, channel?: string): Promise<void> {
-    return this.notifyTargeted(topics.session(sessionId), selector, message, channel);
+  notifySession(sessionId: string, selector: string, message?: unknown, channel?: string, options?: NotifyOptions): Promise<boolean> {
+    return this.notifyTargeted(topics.session(sessionId), selector, message, channel, options);
   }
 
-  private async notifyTargeted(topic: string, selector: string, message: unknown, filter?: string): Promise<void> {
+  private notifyTargeted(topic: string, selector: string, message: unknown, filter: string | undefined, options: NotifyOptions | undefined): Promise<boolean> {
     if (filter !== undefined) checkChannel(filter);
-    await this.delivery.publish(topic, { kind: 'notify', selector: checkSelector(selector), body: this.delivery.body(message), filter });
+    const envelope = { kind: 'notify', selector: checkSelector(selector), body: this.delivery.body(message), filter } as const;
+    return this.delivery.publish(topic, envelope, undefined, publishOnceOf(options));
   }
 
   // ---- subscriptions -------------------------------------------------------

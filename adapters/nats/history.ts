@@ -2,10 +2,17 @@ import { randomUUID } from 'node:crypto';
 import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type StreamState } from '@nats-io/jetstream';
 import { throughElections, type CallBudget } from './kv.js';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
-import type { EventHistory, HistoryEntry, HistoryRead, HistoryRetention } from '../../src/broker.js';
+import type { EventHistory, HistoryEntry, HistoryRead, HistoryRetention, PublishOnce } from '../../src/broker.js';
+import type { NatsKeys } from './keys.js';
 
 /** Marks a message republished by a publisher rather than by the stream (see `NatsHistory.publish`). */
 export const lateHeader = 'Se-Late';
+/** Tells a once-publish's own tries from another publisher's event with the same key. */
+const attemptHeader = 'Se-Attempt';
+
+function onceKey(once: PublishOnce): string {
+  return `once:${once.key}`;
+}
 
 /**
  * The event history as a JetStream stream on `{prefix}.h.>`. The stream
@@ -25,7 +32,14 @@ export class NatsHistory implements EventHistory {
     private readonly prefix: string,
     private readonly retention: Required<HistoryRetention>,
     private readonly budget: CallBudget,
+    /** Where a once-key is remembered past JetStream's duplicate window. */
+    private readonly keys: () => NatsKeys,
   ) {}
+
+  /** JetStream drops a repeated message id for its whole duplicate window (see `open`). */
+  get onceAtLeastMs(): number {
+    return Math.min(10_000, this.retention.maxAgeMs);
+  }
 
   get stream(): string {
     return `${this.prefix}_history`;
@@ -40,7 +54,7 @@ export class NatsHistory implements EventHistory {
       max_age: this.retention.maxAgeMs * 1_000_000,
       num_replicas: replicas,
       // Long enough to cover a publish's repeats (see publish), short so the server remembers few ids.
-      duplicate_window: Math.min(10_000, this.retention.maxAgeMs) * 1_000_000,
+      duplicate_window: this.onceAtLeastMs * 1_000_000,
       republish: { src: `${this.prefix}.h.>`, dest: `${this.prefix}.r.>` },
     };
     let info;
@@ -64,19 +78,43 @@ export class NatsHistory implements EventHistory {
     return this.epoch + sequence;
   }
 
-  async publish(topic: string, payload: string, deliverOn?: readonly string[]): Promise<number> {
+  async publish(topic: string, payload: string, deliverOn?: readonly string[], once?: PublishOnce): Promise<number | undefined> {
+    const keys = this.keys();
+    // A repeat after JetStream's duplicate window: the key written once the first was taken.
+    if (once && (await keys.holds(onceKey(once)))) return undefined;
     // A second per attempt, repeated while the stream elects a leader; the message id makes a
     // repeat of an attempt that was stored after all a duplicate, answered with the first's sequence.
+    // With `once` the id is the key's, so JetStream itself drops a repeat from anyone within its window.
     // Made once: a client is a dozen objects, and making one per publish was a tenth of a publish's cost.
     const js = (this.js ??= jetstream(this.connection()));
-    const msgID = randomUUID();
-    const ack = await throughElections(this.budget, (timeout) => js.publish(`${this.prefix}.h.${topic}`, payload, { msgID, timeout }));
+    const msgID = once ? onceKey(once) : randomUUID();
+    const attempt = once && randomUUID();
+    const marks = attempt ? headers() : undefined;
+    if (attempt) marks!.set(attemptHeader, attempt);
+    let tries = 0;
+    const ack = await throughElections(this.budget, (timeout) => {
+      tries++;
+      return js.publish(`${this.prefix}.h.${topic}`, payload, { msgID, timeout, headers: marks });
+    });
     // The stream republishes on the topic's own subject; copies for other topics follow the ack, late.
     if (deliverOn) for (const target of deliverOn) this.republishLate(target, payload, ack.seq);
     // A duplicate means an earlier attempt was stored: perhaps by a leader that died before it
     // republished it, and a new leader stores what it inherits without republishing.
     else if (ack.duplicate) this.republishLate(topic, payload, ack.seq);
+    if (once) {
+      // A duplicate of another publisher's event is a repeat; one of this call's own earlier tries is this event.
+      if (ack.duplicate && !(tries > 1 && (await this.storedAttempt(ack.seq)) === attempt)) return undefined;
+      // Remembered for the rest of the window; should this write fail, JetStream's window alone holds.
+      await keys.set(onceKey(once), '1', once.windowMs).catch(() => {});
+    }
     return this.idOf(ack.seq);
+  }
+
+  private async storedAttempt(sequence: number): Promise<string | undefined> {
+    this.jsm ??= await jetstreamManager(this.connection(), { checkAPI: false });
+    const jsm = this.jsm;
+    const stored = await throughElections(this.budget, () => jsm.streams.getMessage(this.stream, { seq: sequence }));
+    return stored?.header?.get(attemptHeader) || undefined;
   }
 
   /** Sends a stored message to the live subscribers of `topic` as late: each server takes it unless it had it. */

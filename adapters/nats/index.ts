@@ -115,7 +115,7 @@ export class NatsBroker implements Broker {
     );
     this.lists = new NatsLists(() => this.required(this.listBucket));
     this.keys = new NatsKeys(() => this.openKeyBucket(), keysMaxAgeMs);
-    this.history = new NatsHistory(() => this.required(this.nc), this.prefix, withDefaults(options.history), this.budget);
+    this.history = new NatsHistory(() => this.required(this.nc), this.prefix, withDefaults(options.history), this.budget, () => this.keys);
   }
 
   async connect(): Promise<void> {

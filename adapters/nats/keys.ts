@@ -27,6 +27,13 @@ export class NatsKeys implements ExpiringKeys {
     }).then(({ held }) => held);
   }
 
+  /** Whether `key` holds an unexpired value. */
+  async holds(key: string): Promise<boolean> {
+    const entry = await (await this.bucket()).get(safeKey(key));
+    const held = entry && decode(entry.string());
+    return held !== undefined && held.deadline > Date.now();
+  }
+
   async set(key: string, value: string, ttlMs: number): Promise<void> {
     this.checkTtl(ttlMs);
     await (await this.bucket()).put(safeKey(key), encode(value, ttlMs));

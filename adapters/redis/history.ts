@@ -1,5 +1,5 @@
 import type { RedisClient } from './connection.js';
-import type { EventHistory, HistoryRead, HistoryRetention } from '../../src/broker.js';
+import type { EventHistory, HistoryRead, HistoryRetention, PublishOnce } from '../../src/broker.js';
 
 /**
  * The history's scripts. Publishing appends to the stream and publishes in
@@ -21,34 +21,56 @@ const historyHead = `${epochLua}return redis.call('GET', KEYS[1])`;
  * cluster pays for it, and for every publish queued at the same moment in
  * one call (see `RedisHistory.publish`). ARGV: the publisher's clock (which
  * the age limit is read against anyway), `maxLength`, the number of events,
- * then per event its topic, its payload, the number of channels it is
- * delivered on and those channels. One INCRBY numbers them all (a counter
- * that was missing comes back as the count, and then starts a new epoch);
- * each is one XADD of one field, `{at}|{topic}|{payload}`, and a PUBLISH per
+ * then per event its topic, its payload, its once-key ('' for none) and that
+ * key's window in ms, the number of channels it is delivered on and those
+ * channels. An event with a once-key is taken only if `SET NX` can claim the
+ * key (under KEYS[3], the history's slot), in the same atomic step as its
+ * append: a repeat, even one queued behind its original while Redis was
+ * stalled, is dropped. One INCRBY numbers the taken events (a counter that
+ * was missing comes back as the count, and then starts a new epoch); each
+ * is one XADD of one field, `{at}|{topic}|{payload}`, and a PUBLISH per
  * channel; one approximate trim (in whole blocks: `read` leaves out what is
- * past `maxLength`) ends it. Returns the first id.
+ * past `maxLength`) ends it. Returns the first id ('0' when none was taken)
+ * and one flag per event, `1` taken or `0` a repeat.
  */
 const publishWithHistory = `local count = tonumber(ARGV[3])
-local last = redis.call('INCRBY', KEYS[1], count)
-if last == count then
+local taken = {}
+local flags = {}
+local takenCount = 0
+local i = 4
+for k = 1, count do
+  local once = ARGV[i + 2]
+  local take = once == '' or redis.call('SET', KEYS[3] .. once, '1', 'NX', 'PX', ARGV[i + 3])
+  taken[k] = take and true or false
+  if taken[k] then takenCount = takenCount + 1 end
+  flags[k] = taken[k] and '1' or '0'
+  i = i + 5 + tonumber(ARGV[i + 4])
+end
+if takenCount == 0 then return {'0', table.concat(flags)} end
+local last = redis.call('INCRBY', KEYS[1], takenCount)
+if last == takenCount then
   local t = redis.call('TIME')
-  last = tonumber(t[1]) * 1000000 + tonumber(t[2]) + count - 1
+  last = tonumber(t[1]) * 1000000 + tonumber(t[2]) + takenCount - 1
   redis.call('SET', KEYS[1], string.format('%.0f', last))
 end
-local first = last - count + 1
+local first = last - takenCount + 1
+local id = first
 local at = ARGV[1]
-local i = 4
-for k = 0, count - 1 do
-  local sid = string.format('%.0f', first + k)
-  local payload = ARGV[i + 1]
-  redis.call('XADD', KEYS[2], sid .. '-0', 'd', at .. '|' .. ARGV[i] .. '|' .. payload)
-  local message = '#' .. sid .. '|' .. payload
-  local channels = tonumber(ARGV[i + 2])
-  for c = i + 3, i + 2 + channels do redis.call('PUBLISH', ARGV[c], message) end
-  i = i + 3 + channels
+i = 4
+for k = 1, count do
+  local channels = tonumber(ARGV[i + 4])
+  if taken[k] then
+    local sid = string.format('%.0f', id)
+    local payload = ARGV[i + 1]
+    redis.call('XADD', KEYS[2], sid .. '-0', 'd', at .. '|' .. ARGV[i] .. '|' .. payload)
+    local message = '#' .. sid .. '|' .. payload
+    for c = i + 5, i + 4 + channels do redis.call('PUBLISH', ARGV[c], message) end
+    id = id + 1
+  end
+  i = i + 5 + channels
 end
 redis.call('XTRIM', KEYS[2], 'MAXLEN', '~', ARGV[2])
-return string.format('%.0f', first)`;
+return {string.format('%.0f', first), table.concat(flags)}`;
 
 /** The most events, and about the most payload bytes, one publish call carries. */
 const batchEvents = 64;
@@ -58,7 +80,8 @@ interface QueuedPublish {
   topic: string;
   payload: string;
   channels: string[];
-  resolve(id: number): void;
+  once: PublishOnce | undefined;
+  resolve(id: number | undefined): void;
   reject(error: unknown): void;
 }
 
@@ -90,7 +113,7 @@ export function parseHistoryMessage(message: string): { id?: number; payload: st
 
 /** The event history as a Redis stream whose entry ids are the event ids. */
 export class RedisHistory implements EventHistory {
-  private readonly keys: [string, string];
+  private readonly keys: [string, string, string];
   private readonly queued: QueuedPublish[] = [];
 
   constructor(
@@ -101,8 +124,9 @@ export class RedisHistory implements EventHistory {
     private readonly mayPublish: () => void = () => {},
   ) {
     // One hash tag for both: the publish script touches them together, so on a Redis Cluster they share a slot.
-    this.keys = [`${prefix}{history}:seq`, `${prefix}{history}:events`];
-    redis.defineCommand('history_publish', { numberOfKeys: 2, lua: publishWithHistory });
+    // The third is where once-keys go (a prefix, in the same slot).
+    this.keys = [`${prefix}{history}:seq`, `${prefix}{history}:events`, `${prefix}{history}:once:`];
+    redis.defineCommand('history_publish', { numberOfKeys: 3, lua: publishWithHistory });
     redis.defineCommand('history_head', { numberOfKeys: 1, lua: historyHead });
     redis.defineCommand('publish_beside_history', { numberOfKeys: 1, lua: publishBeside });
     redis.defineCommand('history_check_epoch', { numberOfKeys: 3, lua: checkEpoch });
@@ -113,7 +137,7 @@ export class RedisHistory implements EventHistory {
    * the primary changed (a failover), and the history started a new epoch.
    */
   async checkEpoch(): Promise<boolean> {
-    return Number(await this.script('history_check_epoch')(`${this.prefix}{history}:replid`, ...this.keys)) === 1;
+    return Number(await this.script('history_check_epoch')(`${this.prefix}{history}:replid`, this.keys[0], this.keys[1])) === 1;
   }
 
   /**
@@ -132,11 +156,11 @@ export class RedisHistory implements EventHistory {
    * with its own id. A busy server's publishes so share the cost of a call
    * (on Redis and here), and a lone one waits for nothing.
    */
-  publish(topic: string, payload: string, deliverOn: readonly string[] = [topic]): Promise<number> {
+  publish(topic: string, payload: string, deliverOn: readonly string[] = [topic], once?: PublishOnce): Promise<number | undefined> {
     this.mayPublish();
     return new Promise((resolve, reject) => {
       if (this.queued.length === 0) queueMicrotask(() => this.sendQueued());
-      this.queued.push({ topic, payload, channels: deliverOn.map((target) => this.prefix + target), resolve, reject });
+      this.queued.push({ topic, payload, channels: deliverOn.map((target) => this.prefix + target), once, resolve, reject });
     });
   }
 
@@ -158,9 +182,10 @@ export class RedisHistory implements EventHistory {
     try {
       this.mayPublish();
       const args: unknown[] = [Date.now(), this.retention.maxLength, batch.length];
-      for (const { topic, payload, channels } of batch) args.push(topic, payload, channels.length, ...channels);
-      const first = Number(await this.script('history_publish')(...this.keys, ...args));
-      batch.forEach((event, i) => event.resolve(first + i));
+      for (const { topic, payload, channels, once } of batch) args.push(topic, payload, once?.key ?? '', once?.windowMs ?? 0, channels.length, ...channels);
+      const [first, flags] = (await this.script('history_publish')(...this.keys, ...args)) as unknown as [string, string];
+      let next = Number(first);
+      batch.forEach((event, i) => event.resolve(flags[i] === '1' ? next++ : undefined));
     } catch (error) {
       for (const event of batch) event.reject(error);
     }

@@ -1,6 +1,5 @@
 import type { Context, Next } from 'koa';
-import { InvalidArgumentError } from '../arguments.js';
-import { GuardedBroker } from '../guarded-broker.js';
+import { InvalidArgumentError, type NotifyOptions } from '../arguments.js';
 import type { ServerEvents } from '../server-events.js';
 import { sendError } from './errors.js';
 import { publishAuthenticator, PublishRefusal, type PublishAuthOptions, type PublishGrant } from './publish-auth.js';
@@ -34,9 +33,6 @@ const reservedSelector = /^cmd\.on[A-Z]/;
 /** How deeply a message may nest arrays and objects. */
 const maxMessageDepth = 64;
 const maxIdempotencyKeyLength = 256;
-/** What an idempotency key holds: a publish still under way, or one that went out. */
-const inFlight = 'in-flight';
-const done = 'done';
 
 /**
  * `POST /event-publish`: lets any backend publish, with an API key or a
@@ -48,7 +44,9 @@ const done = 'done';
  * `{"userId"}`, `{"userName"}`, `{"sessionId"}`; a targeted publish may add
  * `"channel"` to reach only the target's streams in it. An `Idempotency-Key`
  * header (or `idempotencyKey` field) makes a repeat within the window, on any
- * server, a no-op answered `{"published": false, "duplicate": true}`.
+ * server, a no-op answered `{"published": false, "duplicate": true}`: the
+ * history drops it (see `EventHistory.publish`), also when the first was
+ * carried out after its caller had been told 503.
  */
 export class PublishRoute {
   private readonly authenticate: (ctx: Context) => Promise<PublishGrant>;
@@ -86,53 +84,26 @@ export class PublishRoute {
     if (!grant.mayPublishTo(channel)) {
       return sendError(ctx, 403, channel === undefined ? 'Not allowed to publish beyond channels' : `Not allowed to publish to channel '${channel}'`);
     }
-    if (request.idempotencyKey === undefined) {
-      await this.send(request);
-      ctx.body = { published: true };
-      return;
-    }
-    const keys = this.events.broker.keys;
-    if (!keys) return sendError(ctx, 501, `The ${this.events.broker.name} broker keeps no idempotency keys`);
-    const key = `publish:${grant.scope}:${request.idempotencyKey}`;
-    // Held as in flight for as long as the publish can take, so a repeat meanwhile is told to wait, not dropped.
-    const held = await keys.setIfAbsent(key, inFlight, this.inFlightMs());
-    if (held === done) {
-      ctx.body = { published: false, duplicate: true };
-      return;
-    }
-    if (held !== undefined) return sendError(ctx, 409, 'A publish with this idempotency key is under way; try again shortly', 1);
-    try {
-      await this.send(request);
-    } catch (error) {
-      // Not published: a repeat must go through.
-      await keys.delete(key).catch(() => {});
-      throw error;
-    }
-    // Published. Should this write fail, the key stays in flight until that runs out: a repeat after it publishes again.
-    await keys.set(key, done, this.windowMs).catch(() => {});
-    ctx.body = { published: true };
+    // Idempotency keys are kept per credential: one publisher cannot claim (and so drop) another's.
+    const idempotencyKey = request.idempotencyKey && `${grant.scope}:${request.idempotencyKey}`;
+    const published = await this.send(request, { idempotencyKey, idempotencyWindowMs: this.windowMs });
+    ctx.body = published ? { published: true } : { published: false, duplicate: true };
   };
 
-  private send({ to, selector, message, channel }: Publish): Promise<void> {
-    if (to === 'all') return this.events.notifyAll(selector, message);
+  private send({ to, selector, message, channel }: Publish, options: NotifyOptions): Promise<boolean> {
+    if (to === 'all') return this.events.notifyAll(selector, message, options);
     switch (to.kind) {
       case 'channel':
-        return this.events.notifyChannel(to.value, selector, message);
+        return this.events.notifyChannel(to.value, selector, message, options);
       case 'subscriptionId':
-        return this.events.notifySubscription(to.value, selector, message, channel);
+        return this.events.notifySubscription(to.value, selector, message, channel, options);
       case 'userId':
-        return this.events.notifyUserId(to.value, selector, message, channel);
+        return this.events.notifyUserId(to.value, selector, message, channel, options);
       case 'userName':
-        return this.events.notifyUserName(to.value, selector, message, channel);
+        return this.events.notifyUserName(to.value, selector, message, channel, options);
       case 'sessionId':
-        return this.events.notifySession(to.value, selector, message, channel);
+        return this.events.notifySession(to.value, selector, message, channel, options);
     }
-  }
-
-  /** The claim, the publish and the write after it, each bounded by the broker's timeout, and a second to spare. */
-  private inFlightMs(): number {
-    const broker = this.events.broker;
-    return 3 * (broker instanceof GuardedBroker ? broker.callTimeoutMs : 3000) + 1000;
   }
 }
 

@@ -32,7 +32,7 @@ export function historyContract(factory: ClusterFactory): void {
     const { a, b } = await open(t, { maxLength: 5 });
     const start = await a.head();
     const ids: number[] = [];
-    for (let i = 0; i < 10; i++) ids.push(await a.publish(i % 2 ? 'ch.a' : 'ch.b', event(i)));
+    for (let i = 0; i < 10; i++) ids.push((await a.publish(i % 2 ? 'ch.a' : 'ch.b', event(i)))!);
     const recent = await b.read(ids[6]!, new Set(['ch.a', 'ch.b']));
     t.deepEqual(recent.entries.map((e) => e.id), ids.slice(7));
     t.is(recent.head, ids[9]!);
@@ -63,5 +63,31 @@ export function historyContract(factory: ClusterFactory): void {
       gap = gapOf(await a.read(before, new Set(['ch.a'])), before);
     }
     t.truthy(gap, 'aged out');
+  });
+
+  test(name('once: a repeat of a key within its window is neither kept nor published, from any connection, however they race'), async (t) => {
+    const { brokers, a, b } = await open(t);
+    const received: string[] = [];
+    brokers[1]!.onMessage((_topic, payload) => received.push(payload));
+    await brokers[1]!.subscribe(['ch.once']);
+    const start = await a.head();
+    const once = (key: string, windowMs = 5000) => ({ key, windowMs });
+    const first = await a.publish('ch.once', event(1), undefined, once('k1'));
+    t.is(first, start + 1);
+    t.is(await b.publish('ch.once', event(2), undefined, once('k1')), undefined, 'a repeat from another connection');
+    t.is(await a.publish('ch.once', event(3), undefined, once('k1')), undefined, 'and from the same one');
+    const raced = await Promise.all([a, b, a, b].map((h, i) => h.publish('ch.once', event(10 + i), undefined, once('k2'))));
+    t.is(raced.filter((id) => id !== undefined).length, 1, 'of racing repeats one is taken');
+    t.is(await a.publish('ch.once', event(20)), start + 3, 'one without a key is always taken, numbered on');
+    t.is(await b.publish('ch.once', event(21), undefined, once('short', 1000)), start + 4);
+    // A backend may remember a key longer than a short window (NATS: its duplicate window), never shorter.
+    await delay(Math.max(1000, a.onceAtLeastMs ?? 0) + 300);
+    t.is(await a.publish('ch.once', event(22), undefined, once('short', 1000)), start + 5, 'after its window a key is free again');
+    for (let i = 0; i < 100 && received.length < 5; i++) await delay(20);
+    await delay(100);
+    const winner = raced.findIndex((id) => id !== undefined);
+    t.deepEqual(received, [event(1), event(10 + winner), event(20), event(21), event(22)], 'only what was taken went out');
+    const read = await b.read(start, new Set(['ch.once']));
+    t.deepEqual(read.entries.map((e) => e.id), [start + 1, start + 2, start + 3, start + 4, start + 5], 'nor was a repeat kept');
   });
 }

@@ -77,15 +77,27 @@ withBrokerServer('redis', (_factory, redis) => {
     t.is(noRoute.status, 1);
     t.regex(noRoute.stderr, /^publish\.py: 404 /, 'a server started without a key has no publish route');
 
-    // A frozen broker: the publish is refused with 503 within the broker timeout, not hung.
+    // A frozen broker: the publish is refused with 503 within the broker timeout, not hung. Redis carries
+    // it out once it thaws, all the same: a retry with the same key is then a duplicate, and the event arrives once.
+    const retried = ['--url', publishServer, '--channel', 'home', '--selector', 'cmd.chat', '--message', 'during the freeze', '--idempotency-key', 'py-2'];
     redis().signal('SIGSTOP');
     try {
-      const frozen = await python(['--url', publishServer, '--all', '--selector', 'cmd.chat', '--message', 'lost?'], { PUBLISH_KEY: publishKey });
+      const frozen = await python(retried, { PUBLISH_KEY: publishKey });
       t.is(frozen.status, 1);
       t.regex(frozen.stderr, /^publish\.py: 503 The broker is unavailable/);
     } finally {
       redis().signal('SIGCONT');
     }
+    let retry = await python(retried, { PUBLISH_KEY: publishKey });
+    for (let i = 0; i < 20 && retry.status !== 0; i++) {
+      await delay(250);
+      retry = await python(retried, { PUBLISH_KEY: publishKey });
+    }
+    t.is(retry.status, 0, retry.stderr);
+    t.deepEqual(JSON.parse(retry.stdout), { published: false, duplicate: true }, 'the frozen publish went out when Redis thawed, and the retry knows');
+    await chats.atLeast(2, 10_000);
+    await delay(500);
+    t.deepEqual(chats.values, [{ message: 'hello from Python' }, 'during the freeze'], 'each event once');
     t.deepEqual(errors, []);
   });
 });
