@@ -154,38 +154,38 @@ export class ServerEvents {
    * dropped. A call that rejected (the broker did not answer in time) may
    * still have been carried out: repeating it with the same key is safe.
    */
-  notifyAll(selector: string, message?: unknown, options?: NotifyOptions): Promise<boolean> {
+  async notifyAll(selector: string, message?: unknown, options?: NotifyOptions): Promise<boolean> {
     return this.delivery.publish(topics.all, { kind: 'notify', selector: checkSelector(selector), body: this.delivery.body(message) }, undefined, publishOnceOf(options));
   }
 
   /** Sends to every member of `channel`, prefixed `channel@` on the wire. */
-  notifyChannel(channel: string, selector: string, message?: unknown, options?: NotifyOptions): Promise<boolean> {
+  async notifyChannel(channel: string, selector: string, message?: unknown, options?: NotifyOptions): Promise<boolean> {
     checkChannel(channel);
     const envelope = { kind: 'notify', selector: checkSelector(selector), body: this.delivery.body(message), channel } as const;
     return this.delivery.publish(topics.channel(channel), envelope, undefined, publishOnceOf(options));
   }
 
   /** Sends to one subscription; with `channel`, only if it is in that channel. */
-  notifySubscription(subscriptionId: string, selector: string, message?: unknown, channel?: string, options?: NotifyOptions): Promise<boolean> {
+  async notifySubscription(subscriptionId: string, selector: string, message?: unknown, channel?: string, options?: NotifyOptions): Promise<boolean> {
     return this.notifyTargeted(topics.subscription(subscriptionId), selector, message, channel, options);
   }
 
   /** Sends to every subscription of a user id; with `channel`, only those in it. */
-  notifyUserId(userId: string, selector: string, message?: unknown, channel?: string, options?: NotifyOptions): Promise<boolean> {
+  async notifyUserId(userId: string, selector: string, message?: unknown, channel?: string, options?: NotifyOptions): Promise<boolean> {
     return this.notifyTargeted(topics.userId(userId), selector, message, channel, options);
   }
 
   /** Sends to every subscription of a user name; with `channel`, only those in it. */
-  notifyUserName(userName: string, selector: string, message?: unknown, channel?: string, options?: NotifyOptions): Promise<boolean> {
+  async notifyUserName(userName: string, selector: string, message?: unknown, channel?: string, options?: NotifyOptions): Promise<boolean> {
     return this.notifyTargeted(topics.userName(userName), selector, message, channel, options);
   }
 
   /** Sends to every subscription of a session; with `channel`, only those in it. */
-  notifySession(sessionId: string, selector: string, message?: unknown, channel?: string, options?: NotifyOptions): Promise<boolean> {
+  async notifySession(sessionId: string, selector: string, message?: unknown, channel?: string, options?: NotifyOptions): Promise<boolean> {
     return this.notifyTargeted(topics.session(sessionId), selector, message, channel, options);
   }
 
-  private notifyTargeted(topic: string, selector: string, message: unknown, filter: string | undefined, options: NotifyOptions | undefined): Promise<boolean> {
+  private async notifyTargeted(topic: string, selector: string, message: unknown, filter: string | undefined, options: NotifyOptions | undefined): Promise<boolean> {
     if (filter !== undefined) checkChannel(filter);
     const envelope = { kind: 'notify', selector: checkSelector(selector), body: this.delivery.body(message), filter } as const;
     return this.delivery.publish(topic, envelope, undefined, publishOnceOf(options));
