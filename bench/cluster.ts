@@ -86,6 +86,11 @@ export class Cluster {
     return Promise.all(this.children.map((_, index) => this.ask<T>(index, command)));
   }
 
+  /** SIGKILLs server `index`, as a crash would: no goodbye, no cleanup. Resolves once it has exited. */
+  kill(index: number): Promise<void> {
+    return stopAll([this.children[index]!]);
+  }
+
   stop(): Promise<void> {
     return stopAll(this.children);
   }

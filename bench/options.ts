@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util';
 import type { SystemId } from './systems.js';
 
-export const scenarioIds = ['fanout', 'burst', 'hop', 'capacity', 'ceiling', 'scale'] as const;
+export const scenarioIds = ['fanout', 'burst', 'hop', 'capacity', 'ceiling', 'scale', 'storm'] as const;
 export type ScenarioId = (typeof scenarioIds)[number];
 const systemIds: SystemId[] = ['memory', 'redis', 'nats', 'nats-cluster', 'redis-cluster', 'floor', 'koa-floor', 'socketio'];
 
@@ -27,6 +27,8 @@ export interface BenchOptions {
   ceilingSeconds: number;
   inFlight: number;
   scaleSteps: number[];
+  stormSubscribers: number;
+  stormRate: number;
   threads: number;
   out: string;
 }
@@ -51,6 +53,10 @@ Scenarios (--scenarios, default all):
   scale     3 servers grow through the scale steps of subscriptions (Redis and NATS);
             at each step: listing a 10-member channel, a user lookup, a resume,
             a heartbeat and the fan-out of one join, as ratios to the first step
+  storm     3 servers, most subscriptions on the first, held by load processes
+            running our client; the first is SIGKILLed under a steady rate:
+            time until every client is back, missed, doubled, broker peak CPU
+            (Redis and NATS)
 
 Flags (default):
   --systems LIST           memory,redis,nats,nats-cluster,redis-cluster,floor,koa-floor,socketio
@@ -69,6 +75,8 @@ Flags (default):
   --ceiling-seconds S      3     seconds of publishing in the ceiling scenario
   --in-flight W            64    publishes in flight in the ceiling scenario
   --scale-steps LIST       1000,10000,30000 subscriptions at each step of the scale scenario
+  --storm-subscribers N    5000  subscriptions on the server the storm kills
+  --storm-rate R           50    messages per second during the storm
   --threads T              2     load-generator worker threads
   --out DIR                bench/results
   -h, --help
@@ -118,6 +126,8 @@ export function parseOptions(args: string[]): BenchOptions | 'help' {
         'ceiling-seconds': { type: 'string', default: '3' },
         'in-flight': { type: 'string', default: '64' },
         'scale-steps': { type: 'string', default: '1000,10000,30000' },
+        'storm-subscribers': { type: 'string', default: '5000' },
+        'storm-rate': { type: 'string', default: '50' },
         threads: { type: 'string', default: '2' },
         out: { type: 'string', default: 'bench/results' },
         help: { type: 'boolean', short: 'h' },
@@ -145,6 +155,8 @@ export function parseOptions(args: string[]): BenchOptions | 'help' {
     ceilingSeconds: number(values['ceiling-seconds'], 'ceiling-seconds', { min: 0.5 }),
     inFlight: number(values['in-flight'], 'in-flight', { min: 1, integer: true }),
     scaleSteps: values['scale-steps'].split(',').map((step) => number(step.trim(), 'scale-steps', { min: 20, integer: true })),
+    stormSubscribers: number(values['storm-subscribers'], 'storm-subscribers', { min: 1, integer: true }),
+    stormRate: number(values['storm-rate'], 'storm-rate', { min: 1 }),
     threads: number(values.threads, 'threads', { min: 1, integer: true }),
     out: values.out,
   };

@@ -16,6 +16,7 @@ import { runCapacity } from './scenarios/capacity.js';
 import { runCeiling } from './scenarios/ceiling.js';
 import { runLatency } from './scenarios/latency.js';
 import { runScale } from './scenarios/scale.js';
+import { runStorm } from './scenarios/storm.js';
 import { brokerOf, systems, type BrokerId, type BrokerUrls, type System } from './systems.js';
 
 function fail(message: string): never {
@@ -57,7 +58,7 @@ async function runAll(options: BenchOptions, brokers: BrokerUrls, pids: Partial<
     const broker = brokerOf(system.id);
     return (broker && pids[broker]) || [];
   };
-  const results: BenchResults = { startedAt: new Date().toISOString(), machine: machine(), options, fanout: {}, burst: {}, hop: {}, capacity: {}, ceiling: {}, scale: {} };
+  const results: BenchResults = { startedAt: new Date().toISOString(), machine: machine(), options, fanout: {}, burst: {}, hop: {}, capacity: {}, ceiling: {}, scale: {}, storm: {} };
 
   if (options.scenarios.includes('fanout')) {
     for (const system of chosen.filter((candidate) => candidate.crossServer)) {
@@ -150,6 +151,29 @@ async function runAll(options: BenchOptions, brokers: BrokerUrls, pids: Partial<
   if (options.scenarios.includes('scale')) {
     for (const system of chosen.filter((candidate) => candidate.id === 'redis' || candidate.id === 'nats')) {
       results.scale[system.id] = await attempt(() => runScale(system, { steps: options.scaleSteps, brokers, prefix: prefix() }, `scale ${system.label}`));
+    }
+  }
+  if (options.scenarios.includes('storm')) {
+    for (const system of chosen.filter((candidate) => candidate.id === 'redis' || candidate.id === 'nats')) {
+      (results.storm ??= {})[system.id] = await attempt(() =>
+        runStorm(
+          system,
+          {
+            moving: options.stormSubscribers,
+            // A few hundred clients stay where they are: their latency says what the storm costs everyone else.
+            steady: 300,
+            rate: options.stormRate,
+            processes: 4,
+            beforeS: 3,
+            afterS: 12,
+            padBytes: options.padBytes,
+            brokers,
+            brokerPids: brokerPids(system),
+            prefix: prefix(),
+          },
+          `storm ${system.label}`,
+        ),
+      );
     }
   }
   return results;

@@ -3,6 +3,7 @@
  * no process holds more open files than it may.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { nextMessage } from './child-messages.js';
 import type { FromLoadProcess, ToLoadProcess } from './process.js';
 import type { ClientKind } from './worker.js';
 
@@ -13,7 +14,7 @@ export class LoadProcesses {
     const children = Array.from({ length: count }, () =>
       fork(new URL('./process.ts', import.meta.url), { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
     );
-    await Promise.all(children.map((child) => next(child, 'ready', 30_000)));
+    await Promise.all(children.map((child) => nextMessage<FromLoadProcess>(child, 'ready', 30_000)));
     return new LoadProcesses(children);
   }
 
@@ -31,7 +32,7 @@ export class LoadProcesses {
         };
         child.on('message', listen);
         child.send({ type: 'connect', kind, targets: mine, concurrency: 32 } satisfies ToLoadProcess);
-        const done = await next(child, 'connected', 600_000);
+        const done = await nextMessage<FromLoadProcess>(child, 'connected', 600_000);
         child.off('message', listen);
         if (done.type === 'connected' && done.error) throw new Error(done.error);
       }),
@@ -43,34 +44,8 @@ export class LoadProcesses {
       this.children.map(async (child) => {
         if (child.exitCode !== null || child.signalCode !== null) return;
         child.send({ type: 'close' } satisfies ToLoadProcess);
-        await next(child, 'closed', 10_000).catch(() => child.kill('SIGKILL'));
+        await nextMessage<FromLoadProcess>(child, 'closed', 10_000).catch(() => child.kill('SIGKILL'));
       }),
     );
   }
-}
-
-/** The next message of `type` from `child`, or a rejection when it exits or takes longer than `timeoutMs`. */
-function next(child: ChildProcess, type: FromLoadProcess['type'], timeoutMs: number): Promise<FromLoadProcess> {
-  return new Promise((resolve, reject) => {
-    const finish = () => {
-      clearTimeout(timer);
-      child.off('message', onMessage);
-      child.off('exit', onExit);
-    };
-    const onMessage = (message: FromLoadProcess) => {
-      if (message.type !== type) return;
-      finish();
-      resolve(message);
-    };
-    const onExit = (code: number | null) => {
-      finish();
-      reject(new Error(`a load process exited with code ${code}`));
-    };
-    const timer = setTimeout(() => {
-      finish();
-      reject(new Error(`a load process did not say "${type}" within ${timeoutMs / 1000} s`));
-    }, timeoutMs);
-    child.on('message', onMessage);
-    child.once('exit', onExit);
-  });
 }

@@ -9,6 +9,7 @@ import type { CapacityRun } from '../scenarios/capacity.js';
 import type { CeilingRun } from '../scenarios/ceiling.js';
 import type { LatencyRun } from '../scenarios/latency.js';
 import type { ScaleRun, Stat } from '../scenarios/scale.js';
+import type { StormRun } from '../scenarios/storm.js';
 import { saturationSummary } from '../scenarios/saturation.js';
 import { faultsOf, type WindowResult } from '../scenarios/window.js';
 import { systems, type SystemId } from '../systems.js';
@@ -26,6 +27,7 @@ export interface BenchResults {
   capacity: Partial<Record<SystemId, Outcome<CapacityRun>>>;
   ceiling: Partial<Record<SystemId, Outcome<CeilingRun>>>;
   scale: Partial<Record<SystemId, Outcome<ScaleRun>>>;
+  storm?: Partial<Record<SystemId, Outcome<StormRun>>>;
 }
 
 type Row = string[];
@@ -199,6 +201,30 @@ function scaleTable(run: ScaleRun): string {
   return table(header, rows);
 }
 
+function stormTable(runs: NonNullable<BenchResults['storm']>): string {
+  const header = ['System', 'moved', 'all back, ms', 'p50 back, ms', 'resumed (same id)', 'new subscriptions', 'never back', 'missed', 'doubled', 'resets', 'broker peak, cores', 'p99 of the others, ms'];
+  const rows = Object.entries(runs).map(([id, outcome]) => {
+    if (!outcome.ok) return failedRow(id as SystemId, outcome.error, header.length);
+    const run = outcome.value;
+    const maybe = (value: number | undefined) => (value === undefined ? '–' : ms(value));
+    return [
+      systems[id as SystemId].label,
+      count(run.moving),
+      maybe(run.allBackMs),
+      maybe(run.p50BackMs),
+      count(run.resumed),
+      count(run.renewed),
+      count(run.neverBack),
+      count(run.missed),
+      count(run.duplicates),
+      count(run.resets),
+      cores(run.brokerPeakCores),
+      maybe(run.steadyP99Ms),
+    ];
+  });
+  return table(header, rows);
+}
+
 export function markdownReport(results: BenchResults): string {
   const o = results.options;
   const m = results.machine;
@@ -238,6 +264,14 @@ export function markdownReport(results: BenchResults): string {
     const heading = `## Scale: ${systems[id as SystemId].label}, 3 servers, p50 at each step (× the first step)`;
     parts.push(heading, outcome.ok ? scaleTable(outcome.value) : `failed: ${outcome.error}`);
   }
+  if (Object.keys(results.storm ?? {}).length) {
+    const storm = Object.values(results.storm ?? {}).find((outcome) => outcome?.ok);
+    const shape = storm?.ok ? ` (${count(storm.value.steady)} others stay on the second and third)` : '';
+    parts.push(
+      `## Reconnect storm: 3 servers, ${count(o.stormSubscribers)} subscriptions of our client on the first${shape}, which is SIGKILLed under ${o.stormRate} msg/s`,
+      stormTable(results.storm ?? {}),
+    );
+  }
   return `${parts.join('\n\n')}\n`;
 }
 
@@ -269,6 +303,17 @@ export function failures(results: BenchResults): string[] {
     const label = `scale ${systems[id as SystemId].label}`;
     if (!outcome.ok) problems.push(`${label} failed: ${outcome.error}`);
     else for (const step of outcome.value.steps) for (const failure of step.failures) problems.push(`${label} at ${count(step.subscriptions)}: ${failure}`);
+  }
+  for (const [id, outcome] of Object.entries(results.storm ?? {})) {
+    const label = `storm ${systems[id as SystemId].label}`;
+    if (!outcome.ok) problems.push(`${label} failed: ${outcome.error}`);
+    else {
+      const run = outcome.value;
+      if (run.missed > 0) problems.push(`${label}: ${count(run.missed)} deliveries missed`);
+      if (run.duplicates > 0) problems.push(`${label}: ${count(run.duplicates)} deliveries doubled`);
+      if (run.renewed + run.neverBack > 0) problems.push(`${label}: ${run.renewed} clients came back as new subscriptions, ${run.neverBack} never came back`);
+      if (run.failedPublishes > 0) problems.push(`${label}: ${run.failedPublishes} publishes failed`);
+    }
   }
   return problems;
 }
