@@ -185,6 +185,13 @@ export interface PresenceStore {
    * nothing, when the record is absent or its lease has already run out.
    */
   touch(id: string, ttlMs: number): Promise<boolean>;
+  /**
+   * `touch` for many records at once (`ttlMs[i]` for `ids[i]`), with the
+   * same answer per record, in as few backend calls as it can: what a
+   * server's batch of lease renewals needs. At most a few hundred ids a
+   * call. Optional: without it, one `touch` per record.
+   */
+  touchMany?(ids: readonly string[], ttlMs: readonly number[]): Promise<boolean[]>;
 
   /**
    * Removes the record of `id` (and its index entries) and returns it. When

@@ -202,6 +202,7 @@ function guardedPresence(store: PresenceStore, guard: Guard): PresenceStore {
     get: (id) => guard('presence.get', () => store.get(id)),
     getMany: (ids) => guard('presence.getMany', () => store.getMany(ids)),
     touch: (id, ttlMs) => guard('presence.touch', () => store.touch(id, ttlMs)),
+    touchMany: store.touchMany && ((ids, ttlMs) => guard('presence.touchMany', () => store.touchMany!(ids, ttlMs))),
     remove: (id) => guard('presence.remove', () => store.remove(id)),
     takeExpired: (ids) => guard('presence.takeExpired', () => store.takeExpired(ids)),
     unlist: (index, ids) => guard('presence.unlist', () => store.unlist(index, ids)),

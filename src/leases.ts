@@ -5,6 +5,9 @@ import type { Lifecycle } from './lifecycle.js';
 import type { Records } from './records.js';
 import type { EventSubscription } from './subscription.js';
 
+/** Leases renewed per broker call: one script per batch on Redis. */
+const renewalBatch = 128;
+
 /**
  * The leases of this server's own subscriptions. A heartbeat to a stream
  * held here is taken here, without the broker (so heartbeats go on while the
@@ -32,10 +35,19 @@ export class Leases {
     const now = Date.now();
     const idle = this.core.settings.idleTimeoutMs;
     const due = this.delivery.all().filter((sub) => sub.lastPulseAt > sub.leasedFromPulseAt && sub.lastPulseAt + idle > now);
-    await eachLimited(due, async (sub) => {
-      const pulse = sub.lastPulseAt;
-      if (await this.records.renew(sub.id, pulse + idle - Date.now())) sub.leasedFromPulseAt = pulse;
-      else await this.reconcile(sub);
+    const batches: EventSubscription[][] = [];
+    for (let i = 0; i < due.length; i += renewalBatch) batches.push(due.slice(i, i + renewalBatch));
+    await eachLimited(batches, async (batch) => {
+      const pulses = batch.map((sub) => sub.lastPulseAt);
+      const renewed = await this.records.renewMany(
+        batch.map((sub) => sub.id),
+        pulses.map((pulse) => pulse + idle - Date.now()),
+      );
+      const lapsed = batch.filter((sub, i) => {
+        if (renewed[i]) sub.leasedFromPulseAt = pulses[i]!;
+        return !renewed[i];
+      });
+      await eachLimited(lapsed, (sub) => this.reconcile(sub));
     });
   }
 

@@ -152,6 +152,12 @@ export class Records {
     return this.presence.touch(id, ttlMs);
   }
 
+  /** `renew` for many records, in as few broker calls as the broker can. */
+  renewMany(ids: readonly string[], ttlMs: readonly number[]): Promise<boolean[]> {
+    if (this.presence.touchMany) return this.presence.touchMany(ids, ttlMs);
+    return Promise.all(ids.map((id, i) => this.presence.touch(id, ttlMs[i]!)));
+  }
+
   /** Removes the record and returns it; of several servers racing, exactly one gets it (and announces the leave). */
   async remove(id: string): Promise<SubscriptionInfo | undefined> {
     const record = await this.presence.remove(id);

@@ -1,3 +1,4 @@
+import { Cluster } from 'ioredis';
 import type { RedisClient } from './connection.js';
 import type { PresenceStore } from '../../src/broker.js';
 
@@ -46,6 +47,26 @@ redis.call('DEL', KEYS[1])
 return found`,
 };
 
+/**
+ * `touch` for every record in KEYS, against one reading of Redis's clock; ARGV: the backstop, then each
+ * record's lease in ms. Answers one flag per record, `1` renewed or `0` gone or run out.
+ */
+const touchMany = `local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local renewed = {}
+for i = 1, #KEYS do
+  local deadline = redis.call('HGET', KEYS[i], 'd')
+  if deadline and tonumber(deadline) > now then
+    local ttl = tonumber(ARGV[i + 1])
+    redis.call('HSET', KEYS[i], 'd', now + ttl)
+    redis.call('PEXPIRE', KEYS[i], ttl + tonumber(ARGV[1]))
+    renewed[i] = '1'
+  else
+    renewed[i] = '0'
+  end
+end
+return table.concat(renewed)`;
+
 type ScriptName = keyof typeof scripts;
 type Call = (...args: unknown[]) => Promise<unknown>;
 
@@ -60,6 +81,8 @@ export class RedisPresence implements PresenceStore {
   ) {
     // Prefixed: a script named `get` would replace ioredis's own GET on this connection.
     for (const [name, lua] of Object.entries(scripts)) redis.defineCommand(`presence_${name}`, { numberOfKeys: 1, lua });
+    // The number of keys comes first in each call.
+    redis.defineCommand('presence_touchMany', { lua: touchMany });
   }
 
   async put(id: string, record: string, indexes: readonly string[], ttlMs: number): Promise<void> {
@@ -90,6 +113,19 @@ export class RedisPresence implements PresenceStore {
 
   async touch(id: string, ttlMs: number): Promise<boolean> {
     return (await this.run('touch', id, ttlMs, backstopMs)) === 1;
+  }
+
+  /**
+   * One script for all of them on one Redis (or a Sentinel's primary). On a Redis Cluster a script's keys
+   * must share a hash slot, and records spread over all of them: there it is one `touch` each, pipelined.
+   */
+  async touchMany(ids: readonly string[], ttlMs: readonly number[]): Promise<boolean[]> {
+    if (this.redis instanceof Cluster) return Promise.all(ids.map((id, i) => this.touch(id, ttlMs[i]!)));
+    if (ids.length === 0) return [];
+    const script = (this.redis as unknown as Record<string, Call>).presence_touchMany!;
+    const keys = ids.map((id) => this.recordKey(id));
+    const flags = (await script.call(this.redis, keys.length, ...keys, backstopMs, ...ttlMs.map((ms) => Math.max(1, Math.round(ms))))) as string;
+    return ids.map((_, i) => flags[i] === '1');
   }
 
   async remove(id: string): Promise<string | undefined> {

@@ -78,6 +78,23 @@ export function presenceContract(factory: ClusterFactory): void {
     t.false(await a!.presence.touch('never', 1000));
   });
 
+  test(name('touchMany renews the live records of a batch, each to its own lease, and says which were gone'), async (t) => {
+    const [a, b] = await connections(t, factory);
+    const store = b!.presence;
+    await a!.presence.put('m1', 'one', [], 5000);
+    await a!.presence.put('m2', 'two', [], 200);
+    await a!.presence.put('m3', 'three', [], 5000);
+    await delay(400);
+    const ids = ['m1', 'm2', 'gone', 'm3'];
+    const renewed = store.touchMany ? await store.touchMany(ids, [300, 5000, 5000, 5000]) : await Promise.all(ids.map((id) => store.touch(id, id === 'm1' ? 300 : 5000)));
+    t.deepEqual(renewed, [true, false, false, true], 'an expired and a missing record are not renewed');
+    t.is(await a!.presence.get('m2'), undefined, 'nor brought back');
+    await delay(600);
+    t.is(await a!.presence.get('m1'), undefined, 'each got its own lease: m1 the short one');
+    t.is(await a!.presence.get('m3'), 'three');
+    if (store.touchMany) t.deepEqual(await store.touchMany([], []), []);
+  });
+
   test(name('remove hands the record to exactly one of several racing callers, and unlists it'), async (t) => {
     const [a, b] = await connections(t, factory);
     for (let i = 0; i < 10; i++) await a!.presence.put(`x${i}`, `record ${i}`, ['ch.x'], 5000);
