@@ -133,7 +133,7 @@ async function runAll(options: BenchOptions, brokers: BrokerUrls, pids: Partial<
   if (options.scenarios.includes('capacity')) {
     for (const system of single) {
       results.capacity[system.id] = await attempt(() =>
-        runCapacity(system, { connections: options.connections, threads: options.threads, brokers, prefix: prefix() }, `capacity ${system.label}`),
+        runCapacity(system, { connections: options.connections, threads: options.threads, brokers, brokerPids: brokerPids(system), prefix: prefix() }, `capacity ${system.label}`),
       );
     }
   }
@@ -163,6 +163,8 @@ async function runAll(options: BenchOptions, brokers: BrokerUrls, pids: Partial<
             // A few hundred clients stay where they are: their latency says what the storm costs everyone else.
             steady: 300,
             rate: options.stormRate,
+            // 100 clients a room: every tick fans out to a hundred, and the machine measures the storm, not its own load generator.
+            rooms: Math.max(1, Math.round((options.stormSubscribers + 300) / 100)),
             processes: 4,
             beforeS: 3,
             afterS: 12,

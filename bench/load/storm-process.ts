@@ -12,6 +12,9 @@ import type { Tick } from '../servers/control.js';
 export interface StormClientSpec {
   /** The servers in the order the client tries them. */
   urls: string[];
+  /** Its channel, `room.{room}`: it gets the ticks whose number is `room` modulo `rooms`. */
+  room: number;
+  rooms: number;
   /** Whether the runner will kill its first server: it is one of the clients that must move. */
   moves: boolean;
 }
@@ -60,7 +63,7 @@ const send = (message: FromStormProcess) => process.send?.(message);
 
 function open(spec: StormClientSpec): Promise<void> {
   const entry: Held = { spec, client: undefined as unknown as ServerEventsClient, seen: new Map(), connects: [], resets: 0, latencies: [] };
-  entry.client = new ServerEventsClient(spec.urls, ['bench'], {
+  entry.client = new ServerEventsClient(spec.urls, [`room.${spec.room}`], {
     reconnectDelayMs: 250,
     maxReconnectDelayMs: 2000,
     handlers: {
@@ -91,6 +94,7 @@ function report(killedAt: number, firstSeq: number, lastSeq: number): StormFindi
   const findings: StormFindings = { moving: 0, resumed: 0, renewed: 0, resumeMs: [], missed: 0, duplicates: 0, resets: 0, steadyLatenciesMs: [] };
   for (const entry of held) {
     for (let seq = firstSeq; seq <= lastSeq; seq++) {
+      if (seq % entry.spec.rooms !== entry.spec.room) continue;
       const times = entry.seen.get(seq) ?? 0;
       if (times === 0) findings.missed++;
       else findings.duplicates += times - 1;

@@ -201,6 +201,33 @@ function scaleTable(run: ScaleRun): string {
   return table(header, rows);
 }
 
+/**
+ * What one operation costs the broker, in its own CPU (the broker processes' time from /proc, idle time
+ * taken out), and what one broker core can therefore carry for the whole cluster, however many servers.
+ */
+function brokerCostTable(results: BenchResults): string | undefined {
+  const ids = (['redis', 'nats'] as const).filter((id) => results.ceiling?.[id]?.ok || results.capacity[id]?.ok);
+  if (ids.length === 0) return undefined;
+  const header = ['System', 'µs / publish', 'publishes/s per broker core', 'µs / registration', 'connects/s per broker core', 'µs / heartbeat', 'connections per broker core (a heartbeat every 10 s)'];
+  const perCore = (costUs: number | undefined, scale = 1) => (costUs === undefined || !(costUs > 0) ? '–' : count(Math.round((1e6 / costUs) * scale)));
+  const rows = ids.map((id) => {
+    const ceiling = results.ceiling?.[id];
+    const capacity = results.capacity[id];
+    const publish = ceiling?.ok ? ceiling.value.brokerCpuUs : undefined;
+    const costs = capacity?.ok ? capacity.value.brokerCpuUs : undefined;
+    return [
+      systems[id].label,
+      us(publish),
+      perCore(publish),
+      us(costs?.registration),
+      perCore(costs?.registration),
+      us(costs?.heartbeat),
+      perCore(costs?.heartbeat, 10),
+    ];
+  });
+  return table(header, rows);
+}
+
 function stormTable(runs: NonNullable<BenchResults['storm']>): string {
   const header = ['System', 'moved', 'all back, ms', 'p50 back, ms', 'resumed (same id)', 'new subscriptions', 'never back', 'missed', 'doubled', 'resets', 'broker peak, cores', 'p99 of the others, ms'];
   const rows = Object.entries(runs).map(([id, outcome]) => {
@@ -260,15 +287,17 @@ export function markdownReport(results: BenchResults): string {
   if (Object.keys(results.ceiling ?? {}).length) {
     parts.push(`## Publish ceiling: one server, ${o.inFlight} publishes in flight, nobody subscribed, ${o.ceilingSeconds} s`, ceilingTable(results.ceiling));
   }
+  const costs = brokerCostTable(results);
+  if (costs) parts.push(`## The broker's cost per operation, and the cluster-wide ceilings it implies`, costs);
   for (const [id, outcome] of Object.entries(results.scale ?? {})) {
     const heading = `## Scale: ${systems[id as SystemId].label}, 3 servers, p50 at each step (× the first step)`;
     parts.push(heading, outcome.ok ? scaleTable(outcome.value) : `failed: ${outcome.error}`);
   }
   if (Object.keys(results.storm ?? {}).length) {
     const storm = Object.values(results.storm ?? {}).find((outcome) => outcome?.ok);
-    const shape = storm?.ok ? ` (${count(storm.value.steady)} others stay on the second and third)` : '';
+    const shape = storm?.ok ? ` (${count(storm.value.steady)} others stay on the second and third; ${storm.value.rooms} rooms)` : '';
     parts.push(
-      `## Reconnect storm: 3 servers, ${count(o.stormSubscribers)} subscriptions of our client on the first${shape}, which is SIGKILLed under ${o.stormRate} msg/s`,
+      `## Reconnect storm: 3 servers, ${count(o.stormSubscribers)} subscriptions of our client on the first${shape}, which is SIGKILLed under ${o.stormRate} msg/s, each to one room`,
       stormTable(results.storm ?? {}),
     );
   }

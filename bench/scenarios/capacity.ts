@@ -4,6 +4,7 @@
  * how fast the server accepts them, and how many broker subscriptions they
  * hold.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { Cluster } from '../cluster.js';
 import { coresUsed, ownCpuSeconds, totalCpuSeconds } from '../cpu.js';
@@ -24,14 +25,25 @@ export interface CapacityRun {
   brokerSubscriptionsPerConnection?: number;
   /** Cores used while connecting. */
   cpu: { generator: number; servers?: number };
+  /**
+   * The broker's CPU µs per registration (the connects, less what the broker spends idle) and per
+   * heartbeat (every stream heartbeats once, and the server renews the leases in the broker as it
+   * does: in batches, on its housekeeping timer). server-events only.
+   */
+  brokerCpuUs?: { registration?: number; heartbeat?: number };
 }
 
 export interface CapacitySettings {
   connections: number;
   threads: number;
   brokers: BrokerUrls;
+  /** The broker's processes, for its CPU time. */
+  brokerPids: number[];
   prefix: string;
 }
+
+/** Long enough to hold one housekeeping run (every 5 s), which renews the leases. */
+const heartbeatWindowMs = 6000;
 
 export async function runCapacity(system: System, settings: CapacitySettings, phase: string): Promise<CapacityRun> {
   const cluster = await Cluster.start(system.spec(settings.brokers, settings.prefix), 1);
@@ -39,14 +51,16 @@ export async function runCapacity(system: System, settings: CapacitySettings, ph
   try {
     await load.ready();
     const before = await cluster.ask<'memory'>(0, { type: 'memory' });
-    const cpuBefore = { generator: ownCpuSeconds(), servers: totalCpuSeconds(cluster.pids) };
+    const broker = () => (settings.brokerPids.length > 0 ? totalCpuSeconds(settings.brokerPids) : undefined);
+    const cpuBefore = { generator: ownCpuSeconds(), servers: totalCpuSeconds(cluster.pids), broker: broker() };
     const started = performance.now();
     await load.connect((connected) => progress(phase, `${connected}/${settings.connections} connected`));
     const connectSeconds = (performance.now() - started) / 1000;
-    const cpuAfter = { generator: ownCpuSeconds(), servers: totalCpuSeconds(cluster.pids) };
+    const cpuAfter = { generator: ownCpuSeconds(), servers: totalCpuSeconds(cluster.pids), broker: broker() };
     progress(phase, 'measuring memory');
     const after = await cluster.ask<'memory'>(0, { type: 'memory' });
     const subscriptions = await brokerSubscriptions(system, settings.brokers, cluster);
+    const brokerCpuUs = await brokerCosts(cluster, broker, settings.connections, connectSeconds, cpuBefore.broker, cpuAfter.broker, phase);
     return {
       connections: settings.connections,
       connectSeconds,
@@ -59,11 +73,42 @@ export async function runCapacity(system: System, settings: CapacitySettings, ph
         generator: (cpuAfter.generator - cpuBefore.generator) / connectSeconds,
         servers: coresUsed(cpuBefore.servers, cpuAfter.servers, connectSeconds),
       },
+      brokerCpuUs,
     };
   } finally {
     await load.close();
     await cluster.stop();
   }
+}
+
+/**
+ * What registrations and heartbeats cost the broker, for a server that can
+ * take a heartbeat for each of its streams (server-events): an idle window
+ * first, for what the broker spends anyway, then every stream heartbeats
+ * once and a window as long holds the lease renewals that follow.
+ */
+async function brokerCosts(
+  cluster: Cluster,
+  broker: () => number | undefined,
+  connections: number,
+  connectSeconds: number,
+  beforeConnect: number | undefined,
+  afterConnect: number | undefined,
+  phase: string,
+): Promise<CapacityRun['brokerCpuUs']> {
+  if (beforeConnect === undefined || afterConnect === undefined) return undefined;
+  progress(phase, 'measuring the broker idle');
+  const idleFrom = broker()!;
+  await sleep(heartbeatWindowMs);
+  const idlePerSecond = (broker()! - idleFrom) / (heartbeatWindowMs / 1000);
+  const registration = (((afterConnect - beforeConnect) - idlePerSecond * connectSeconds) * 1e6) / connections;
+  progress(phase, 'one heartbeat per stream');
+  const busyFrom = broker()!;
+  const pulsed = await cluster.ask<'pulse'>(0, { type: 'pulse' });
+  if (pulsed.count <= 0) return { registration };
+  await sleep(heartbeatWindowMs);
+  const heartbeat = (((broker()! - busyFrom) - idlePerSecond * (heartbeatWindowMs / 1000)) * 1e6) / pulsed.count;
+  return { registration, heartbeat };
 }
 
 /**

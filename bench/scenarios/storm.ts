@@ -1,8 +1,9 @@
 /**
  * The reconnect storm: three servers, most subscriptions on the first, held
  * by several load processes running our client (each knows every server
- * and fails over to the next). Under a steady publish rate from the second
- * server, the first is SIGKILLed: every one of its clients reconnects at
+ * and fails over to the next), spread over chat-room channels. Under a
+ * steady publish rate from the second server (each tick to one room, in
+ * turn), the first is SIGKILLed: every one of its clients reconnects at
  * once to the other two, which must each take over (same subscription id)
  * and replay what it missed. Measured: how long until every moved client is
  * back, what was missed or doubled (both must be 0), the broker's peak CPU,
@@ -22,6 +23,7 @@ export interface StormRun {
   moving: number;
   steady: number;
   rate: number;
+  rooms: number;
   /** Ms from the kill until the last moved client was back; p50 of them all. */
   allBackMs?: number;
   p50BackMs?: number;
@@ -45,6 +47,8 @@ export interface StormSettings {
   moving: number;
   steady: number;
   rate: number;
+  /** Channels the ticks are spread over, as chat rooms are: each client is in one. */
+  rooms: number;
   processes: number;
   /** Publishing before the kill and after it, in seconds. */
   beforeS: number;
@@ -56,12 +60,14 @@ export interface StormSettings {
 }
 
 export async function runStorm(system: System, settings: StormSettings, phase: string): Promise<StormRun> {
-  const cluster = await Cluster.start(system.spec(settings.brokers, settings.prefix), 3);
+  const spec = system.spec(settings.brokers, settings.prefix);
+  const cluster = await Cluster.start({ ...spec, env: { ...spec.env, ROOMS: String(settings.rooms) } }, 3);
   const urls = cluster.ports.map((port) => `http://127.0.0.1:${port}`);
+  const { rooms } = settings;
   const specs: StormClientSpec[] = [
     // Half fail over to the second server first, half to the third: the storm lands on both.
-    ...Array.from({ length: settings.moving }, (_, i) => ({ urls: i % 2 ? [urls[0]!, urls[1]!, urls[2]!] : [urls[0]!, urls[2]!, urls[1]!], moves: true })),
-    ...Array.from({ length: settings.steady }, (_, i) => ({ urls: [urls[1 + (i % 2)]!], moves: false })),
+    ...Array.from({ length: settings.moving }, (_, i) => ({ urls: i % 2 ? [urls[0]!, urls[1]!, urls[2]!] : [urls[0]!, urls[2]!, urls[1]!], room: i % rooms, rooms, moves: true })),
+    ...Array.from({ length: settings.steady }, (_, i) => ({ urls: [urls[1 + (i % 2)]!], room: i % rooms, rooms, moves: false })),
   ];
   const loads = await Promise.all(Array.from({ length: settings.processes }, () => startStormProcess()));
   let sampling: NodeJS.Timeout | undefined;
@@ -127,6 +133,7 @@ function summarise(settings: StormSettings, all: StormFindings[], published: num
     moving,
     steady: settings.steady,
     rate: settings.rate,
+    rooms: settings.rooms,
     allBackMs: back.at(-1),
     p50BackMs: at(back, 0.5),
     resumed: sum((f) => f.resumed),

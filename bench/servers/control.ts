@@ -23,7 +23,8 @@ export type Command =
   | { type: 'ceiling'; seconds: number; inFlight: number; padBytes: number }
   | { type: 'memory' }
   | { type: 'stats' }
-  | { type: 'lookup'; userId: string; repeat: number };
+  | { type: 'lookup'; userId: string; repeat: number }
+  | { type: 'pulse' };
 
 export type Reply =
   | { type: 'ready'; port: number }
@@ -31,7 +32,8 @@ export type Reply =
   | { type: 'ceiling'; published: number; failed: number; firstError?: string; elapsedMs: number }
   | { type: 'memory'; rss: number; heapUsed: number }
   | { type: 'stats'; localSubscriptions: number; brokerTopics: number }
-  | { type: 'lookup'; latenciesMs: number[]; found: number[]; error?: string };
+  | { type: 'lookup'; latenciesMs: number[]; found: number[]; error?: string }
+  | { type: 'pulse'; count: number };
 
 
 /**
@@ -123,13 +125,17 @@ async function timeLookups(lookup: UserLookup | undefined, command: Extract<Comm
   return { type: 'lookup', latenciesMs, found };
 }
 
+/** A server-events server takes one heartbeat for every stream it holds, as its clients would send them; answers how many. */
+export type PulseAll = () => Promise<number>;
+
 /** Answers the runner's commands for a server whose publish call is `publish`. */
-export function serveCommands(port: number, publish: (tick: Tick) => unknown, stats?: StatsSource, lookup?: UserLookup): void {
+export function serveCommands(port: number, publish: (tick: Tick) => unknown, stats?: StatsSource, lookup?: UserLookup, pulseAll?: PulseAll): void {
   const send = (reply: Reply) => process.send?.(reply);
   process.on('message', (command: Command) => {
     if (command.type === 'memory') send(memory());
     else if (command.type === 'ceiling') void publishFlat(publish, command).then(send);
     else if (command.type === 'lookup') void timeLookups(lookup, command).then(send);
+    else if (command.type === 'pulse') void (pulseAll ?? (async () => -1))().then((count) => send({ type: 'pulse', count }));
     else if (command.type === 'stats') {
       const { localSubscriptions, brokerTopics } = stats?.() ?? { localSubscriptions: -1, brokerTopics: -1 };
       send({ type: 'stats', localSubscriptions, brokerTopics });

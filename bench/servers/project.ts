@@ -9,8 +9,10 @@
  */
 import Koa from 'koa';
 import { brokerFromEnv, ignoreClientDisconnects, ServerEvents, serverEventsMiddleware } from '../../src/index.js';
+import { internalsOf } from '../../src/internals.js';
 import { portOf, serveCommands } from './control.js';
 
+const rooms = Number(process.env.ROOMS ?? 0);
 const events = new ServerEvents({
   broker: await brokerFromEnv(),
   notifyChannelOfSubscriptions: process.env.PRESENCE === '1',
@@ -23,8 +25,14 @@ app.use(serverEventsMiddleware(events, { maxStreams: Infinity, maxStreamsPerAddr
 const server = app.listen(0, '127.0.0.1', () => {
   serveCommands(
     portOf(server),
-    (tick) => events.notifyChannel('bench', 'cmd.tick', tick),
+    // ROOMS=N spreads the ticks over N channels, room.0 … room.N-1, by their number (the storm scenario).
+    (tick) => events.notifyChannel(rooms > 0 ? `room.${tick.seq % rooms}` : 'bench', 'cmd.tick', tick),
     () => events.stats(),
     async (userId) => (await events.getSubscriptionInfosByUserId(userId)).length,
+    async () => {
+      const held = internalsOf(events).delivery.all();
+      for (const sub of held) await events.pulse(sub.id);
+      return held.length;
+    },
   );
 });
