@@ -29,6 +29,8 @@ export interface BenchOptions {
   scaleSteps: number[];
   stormSubscribers: number;
   stormRate: number;
+  stormSeconds: number;
+  housekeepingMs: number;
   threads: number;
   out: string;
 }
@@ -77,6 +79,8 @@ Flags (default):
   --scale-steps LIST       1000,10000,30000 subscriptions at each step of the scale scenario
   --storm-subscribers N    5000  subscriptions on the server the storm kills
   --storm-rate R           50    messages per second during the storm
+  --storm-seconds S        12    seconds of publishing after the kill
+  --housekeeping-ms MS     5000  server-events' housekeeping interval (it renews the leases)
   --threads T              2     load-generator worker threads
   --out DIR                bench/results
   -h, --help
@@ -128,6 +132,8 @@ export function parseOptions(args: string[]): BenchOptions | 'help' {
         'scale-steps': { type: 'string', default: '1000,10000,30000' },
         'storm-subscribers': { type: 'string', default: '5000' },
         'storm-rate': { type: 'string', default: '50' },
+        'storm-seconds': { type: 'string', default: '12' },
+        'housekeeping-ms': { type: 'string', default: '5000' },
         threads: { type: 'string', default: '2' },
         out: { type: 'string', default: 'bench/results' },
         help: { type: 'boolean', short: 'h' },
@@ -157,6 +163,8 @@ export function parseOptions(args: string[]): BenchOptions | 'help' {
     scaleSteps: values['scale-steps'].split(',').map((step) => number(step.trim(), 'scale-steps', { min: 20, integer: true })),
     stormSubscribers: number(values['storm-subscribers'], 'storm-subscribers', { min: 1, integer: true }),
     stormRate: number(values['storm-rate'], 'storm-rate', { min: 1 }),
+    stormSeconds: number(values['storm-seconds'], 'storm-seconds', { min: 1 }),
+    housekeepingMs: number(values['housekeeping-ms'], 'housekeeping-ms', { min: 100, integer: true }),
     threads: number(values.threads, 'threads', { min: 1, integer: true }),
     out: values.out,
   };

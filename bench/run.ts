@@ -133,7 +133,7 @@ async function runAll(options: BenchOptions, brokers: BrokerUrls, pids: Partial<
   if (options.scenarios.includes('capacity')) {
     for (const system of single) {
       results.capacity[system.id] = await attempt(() =>
-        runCapacity(system, { connections: options.connections, threads: options.threads, brokers, brokerPids: brokerPids(system), prefix: prefix() }, `capacity ${system.label}`),
+        runCapacity(system, { connections: options.connections, threads: options.threads, brokers, brokerPids: brokerPids(system), housekeepingMs: options.housekeepingMs, prefix: prefix() }, `capacity ${system.label}`),
       );
     }
   }
@@ -153,6 +153,7 @@ async function runAll(options: BenchOptions, brokers: BrokerUrls, pids: Partial<
       results.scale[system.id] = await attempt(() => runScale(system, { steps: options.scaleSteps, brokers, prefix: prefix() }, `scale ${system.label}`));
     }
   }
+  const stormSteady = Math.min(300, Math.max(4, Math.round(options.stormSubscribers / 16)));
   if (options.scenarios.includes('storm')) {
     for (const system of chosen.filter((candidate) => candidate.id === 'redis' || candidate.id === 'nats')) {
       (results.storm ??= {})[system.id] = await attempt(() =>
@@ -160,14 +161,14 @@ async function runAll(options: BenchOptions, brokers: BrokerUrls, pids: Partial<
           system,
           {
             moving: options.stormSubscribers,
-            // A few hundred clients stay where they are: their latency says what the storm costs everyone else.
-            steady: 300,
+            // Some clients stay where they are (300 in the full run): their latency says what the storm costs everyone else.
+            steady: stormSteady,
             rate: options.stormRate,
             // 100 clients a room: every tick fans out to a hundred, and the machine measures the storm, not its own load generator.
-            rooms: Math.max(1, Math.round((options.stormSubscribers + 300) / 100)),
+            rooms: Math.max(1, Math.round((options.stormSubscribers + stormSteady) / 100)),
             processes: 4,
-            beforeS: 3,
-            afterS: 12,
+            beforeS: 2,
+            afterS: options.stormSeconds,
             padBytes: options.padBytes,
             brokers,
             brokerPids: brokerPids(system),

@@ -39,14 +39,14 @@ export interface CapacitySettings {
   brokers: BrokerUrls;
   /** The broker's processes, for its CPU time. */
   brokerPids: number[];
+  /** server-events' housekeeping interval, which renews the leases. */
+  housekeepingMs: number;
   prefix: string;
 }
 
-/** Long enough to hold one housekeeping run (every 5 s), which renews the leases. */
-const heartbeatWindowMs = 6000;
-
 export async function runCapacity(system: System, settings: CapacitySettings, phase: string): Promise<CapacityRun> {
-  const cluster = await Cluster.start(system.spec(settings.brokers, settings.prefix), 1);
+  const spec = system.spec(settings.brokers, settings.prefix);
+  const cluster = await Cluster.start({ ...spec, env: { ...spec.env, HOUSEKEEPING_MS: String(settings.housekeepingMs) } }, 1);
   const load = new LoadGenerator(system.client, Array(settings.connections).fill(system.target(cluster.ports[0]!)), settings.threads, 128);
   try {
     await load.ready();
@@ -60,7 +60,11 @@ export async function runCapacity(system: System, settings: CapacitySettings, ph
     progress(phase, 'measuring memory');
     const after = await cluster.ask<'memory'>(0, { type: 'memory' });
     const subscriptions = await brokerSubscriptions(system, settings.brokers, cluster);
-    const brokerCpuUs = await brokerCosts(cluster, broker, settings.connections, connectSeconds, cpuBefore.broker, cpuAfter.broker, phase);
+    // Registrations and heartbeats are server-events' own: only its servers are measured for them.
+    const brokerCpuUs =
+      spec.program === 'project'
+        ? await brokerCosts(cluster, broker, settings.connections, connectSeconds, cpuBefore.broker, cpuAfter.broker, settings.housekeepingMs + 1000, phase)
+        : undefined;
     return {
       connections: settings.connections,
       connectSeconds,
@@ -94,6 +98,8 @@ async function brokerCosts(
   connectSeconds: number,
   beforeConnect: number | undefined,
   afterConnect: number | undefined,
+  /** Long enough to hold one housekeeping run. */
+  heartbeatWindowMs: number,
   phase: string,
 ): Promise<CapacityRun['brokerCpuUs']> {
   if (beforeConnect === undefined || afterConnect === undefined) return undefined;

@@ -105,7 +105,7 @@ export async function runStorm(system: System, settings: StormSettings, phase: s
     const published = await publishing;
     // The last clients to come back replay what they missed; give them a moment.
     progress(phase, 'waiting for the moved clients');
-    await sleep(5000);
+    await sleep(Math.min(5000, settings.afterS * 1000));
     clearInterval(sampling);
     sampling = undefined;
 

@@ -17,6 +17,7 @@ const events = new ServerEvents({
   broker: await brokerFromEnv(),
   notifyChannelOfSubscriptions: process.env.PRESENCE === '1',
   idleTimeoutMs: 60 * 60_000,
+  houseKeepingIntervalMs: Number(process.env.HOUSEKEEPING_MS || 5000),
 });
 await events.start();
 const app = new Koa();

@@ -11,7 +11,7 @@ import type { BenchResults } from '../../bench/report/table.js';
 import { findBinary } from '../helpers/processes.js';
 import { runScript } from '../helpers/run-script.js';
 
-const bench = (args: string[]) => runScript('bench/run.ts', args, {}, 170_000);
+const bench = (args: string[]) => runScript('bench/run.ts', args, {}, 240_000);
 
 test('npm run bench refuses bad flags in one line with exit 2', async (t) => {
   const rate = await bench(['--rate', 'fast']);
@@ -32,7 +32,7 @@ const missing = ['redis-server', 'redis-cli', 'nats-server'].filter((name) => !f
 const small = missing.length === 0 || process.env.CI === 'true' ? test : test.skip;
 
 small('a small run measures every system in every scenario, loses nothing, and writes the table, JSON and chart', async (t) => {
-  t.timeout(180_000);
+  t.timeout(250_000);
   t.deepEqual(missing, [], 'the benchmark starts its own redis-server and nats-server, and their clusters');
   const out = mkdtempSync(join(tmpdir(), 'se-bench-'));
   t.teardown(() => rmSync(out, { recursive: true, force: true }));
@@ -47,6 +47,10 @@ small('a small run measures every system in every scenario, loses nothing, and w
     '--burst-subscribers=2',
     '--ceiling-seconds=0.5',
     '--scale-steps=30,60',
+    '--storm-subscribers=24',
+    '--storm-rate=20',
+    '--storm-seconds=2',
+    '--housekeeping-ms=500',
     '--threads=1',
     `--out=${out}`,
   ]);
@@ -98,6 +102,20 @@ small('a small run measures every system in every scenario, loses nothing, and w
     }
   }
   t.regex(run.stdout, /## Scale: server-events \(nats\), 3 servers/);
+  t.deepEqual(Object.keys(results.storm ?? {}).sort(), ['nats', 'redis']);
+  for (const [system, outcome] of Object.entries(results.storm ?? {})) {
+    if (!outcome.ok) return t.fail(`storm ${system}: ${outcome.error}`);
+    const storm = outcome.value;
+    t.is(storm.moving, 24, `storm ${system}`);
+    t.is(storm.resumed, 24, `storm ${system}: every moved client resumed its subscription`);
+    t.is(storm.missed + storm.duplicates, 0, `storm ${system}: nothing missed or doubled`);
+  }
+  for (const system of ['redis', 'nats'] as const) {
+    const costs = results.capacity[system]?.ok ? results.capacity[system].value.brokerCpuUs : undefined;
+    t.true(costs?.registration !== undefined && costs.heartbeat !== undefined, `capacity ${system}: the broker's cost per registration and heartbeat`);
+  }
+  t.regex(run.stdout, /## The broker's cost per operation/);
+  t.regex(run.stdout, /## Reconnect storm: 3 servers/);
   t.regex(run.stdout, /## Fan-out across 3 servers/);
   t.regex(run.stdout, /\| socket\.io \(redis-adapter\) \|/);
   t.regex(readFileSync(join(out, files.find((file) => file.endsWith('.svg'))!), 'utf8'), /^<svg [^]*server-events \(redis\), 3 servers[^]*<\/svg>\n$/);
