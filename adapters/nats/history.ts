@@ -10,6 +10,27 @@ export const lateHeader = 'Se-Late';
 /** Tells a once-publish's own tries from another publisher's event with the same key. */
 const attemptHeader = 'Se-Attempt';
 
+interface WaitingRead {
+  afterId: number;
+  topics: ReadonlySet<string>;
+  resolve(read: HistoryRead): void;
+  reject(error: unknown): void;
+}
+
+/** What one fetch found: the kept events after some id, of every topic, where the kept ones begin, and the head. */
+interface FetchedRange {
+  entries: HistoryEntry[];
+  first: number;
+  head: number;
+}
+
+/** One reader's answer from a shared fetch (which started at or before its id). */
+function readOf(range: FetchedRange, afterId: number, topics: ReadonlySet<string>): HistoryRead {
+  const { first, head } = range;
+  if (afterId >= head || afterId + 1 < first) return { entries: [], first, head };
+  return { entries: range.entries.filter((entry) => entry.id > afterId && topics.has(entry.topic)), first, head };
+}
+
 function onceKey(once: PublishOnce): string {
   return `once:${once.key}`;
 }
@@ -24,6 +45,8 @@ function onceKey(once: PublishOnce): string {
  */
 export class NatsHistory implements EventHistory {
   private epoch = 0;
+  private waitingReads: WaitingRead[] | undefined;
+  private fetching = false;
   private jsm: JetStreamManager | undefined;
   private js: JetStreamClient | undefined;
 
@@ -125,17 +148,56 @@ export class NatsHistory implements EventHistory {
     this.connection().publish(`${this.prefix}.r.${topic}`, payload, { headers: marks });
   }
 
-  async read(afterId: number, topics: ReadonlySet<string>): Promise<HistoryRead> {
+  /**
+   * Reads that come while one is being fetched wait for it, and then share
+   * the next fetch, which starts at the oldest id they ask for: a storm of
+   * resumes (every client of a dead server at once) costs JetStream one
+   * consumer per moment rather than one per client. A read that comes alone
+   * is fetched at once.
+   */
+  read(afterId: number, topics: ReadonlySet<string>): Promise<HistoryRead> {
+    return new Promise((resolve, reject) => {
+      (this.waitingReads ??= []).push({ afterId, topics, resolve, reject });
+      if (!this.fetching) void this.readWaiting();
+    });
+  }
+
+  private async readWaiting(): Promise<void> {
+    this.fetching = true;
+    try {
+      while (this.waitingReads?.length) {
+        const readers = this.waitingReads;
+        this.waitingReads = undefined;
+        try {
+          const range = await this.fetchFor(readers.map((r) => r.afterId));
+          for (const reader of readers) reader.resolve(readOf(range, reader.afterId, reader.topics));
+        } catch (error) {
+          for (const reader of readers) reader.reject(error);
+        }
+      }
+    } finally {
+      this.fetching = false;
+    }
+  }
+
+  /**
+   * Every kept event, of every topic, after the oldest of `afterIds` that
+   * has something to read (not up to date, not past what is kept), with
+   * where the kept ones begin and the head.
+   */
+  private async fetchFor(afterIds: number[]): Promise<FetchedRange> {
     const state = await this.state();
     const head = this.idOf(state.last_seq);
     // max_age makes JetStream drop old events itself, so first_seq is where the kept ones begin.
     const first = state.messages > 0 ? this.idOf(state.first_seq) : head + 1;
-    const after = Math.max(afterId, first - 1) - this.epoch;
-    if (afterId >= head || afterId + 1 < first) return { entries: [], first, head };
+    const reading = afterIds.filter((id) => id < head && id + 1 >= first);
+    if (reading.length === 0) return { entries: [], first, head };
+    const after = Math.min(...reading) - this.epoch;
     const consumer = await throughElections(this.budget, () =>
       jetstream(this.connection()).consumers.get(this.stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: after + 1 }),
     );
-    const entries: HistoryEntry[] = [];
+    let entries: HistoryEntry[] = [];
+    let kept = first;
     const subjectStart = `${this.prefix}.h.`.length;
     for (let next = after + 1; next <= state.last_seq; ) {
       const batch = await consumer.fetch({ max_messages: Math.min(state.last_seq - next + 1, 1000), expires: 5000 });
@@ -143,10 +205,12 @@ export class NatsHistory implements EventHistory {
       for await (const message of batch) {
         got++;
         // Aged out or trimmed since the snapshot above: the consumer skips them, and what it skipped is gone.
-        if (message.seq !== next) return { entries: [], first: this.idOf(message.seq), head };
+        if (message.seq !== next) {
+          kept = this.idOf(message.seq);
+          entries = [];
+        }
         next = message.seq + 1;
-        const topic = message.subject.slice(subjectStart);
-        if (topics.has(topic)) entries.push({ id: this.idOf(message.seq), topic, payload: message.string() });
+        entries.push({ id: this.idOf(message.seq), topic: message.subject.slice(subjectStart), payload: message.string() });
         if (message.seq >= state.last_seq) break;
       }
       if (got === 0) {
@@ -156,7 +220,7 @@ export class NatsHistory implements EventHistory {
         throw new Error(`NATS: the history stream sent nothing from ${next} although it holds it`);
       }
     }
-    return { entries, first, head };
+    return { entries, first: kept, head };
   }
 
   async head(): Promise<number> {
