@@ -79,7 +79,11 @@ export async function request(
     headers['Content-Type'] = 'application/x-www-form-urlencoded';
     body = new URLSearchParams(options.form).toString();
   }
-  const res = await fetch(url, { method, headers, body });
+  return replyOf(await fetch(url, { method, headers, body }));
+}
+
+/** A fetch response read whole, its body parsed as JSON where it is JSON. */
+export async function replyOf(res: Response): Promise<Reply> {
   const text = await res.text();
   let json: unknown;
   try {

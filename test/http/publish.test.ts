@@ -7,7 +7,7 @@ import test, { type ExecutionContext } from 'ava';
 import { SignJWT } from 'jose';
 import type { MiddlewareOptions } from '../../src/http/options.js';
 import { memoryClusters, type Cluster } from '../helpers/cluster.js';
-import { delay, request, startServer, type TestServer } from '../helpers/server.js';
+import { delay, replyOf, request, startServer, type TestServer } from '../helpers/server.js';
 import { only, SseStream } from '../helpers/sse.js';
 
 const apiKey = 'test-publish-key-0123456789';
@@ -138,10 +138,10 @@ test('bad input is 400, 405, 413 or 415 with the error body, and publishes nothi
   for (let i = 0; i < 100; i++) deep = [deep];
   await bad({ to: 'all', selector: 'cmd.chat', message: deep }, /nests deeper/);
   await refused(400, () =>
-    fetch(`${server!.url}/event-publish`, { method: 'POST', headers: { 'X-Api-Key': apiKey, 'Content-Type': 'application/json', 'Content-Encoding': 'gzip' }, body: 'not gzip at all' }).then(toReply),
+    fetch(`${server!.url}/event-publish`, { method: 'POST', headers: { 'X-Api-Key': apiKey, 'Content-Type': 'application/json', 'Content-Encoding': 'gzip' }, body: 'not gzip at all' }).then(replyOf),
   );
   await refused(400, () => request('POST', `${server!.url}/event-publish`, { headers: { 'X-Api-Key': apiKey, 'Content-Type': 'application/json' }, json: undefined }));
-  await refused(400, () => fetch(`${server!.url}/event-publish`, { method: 'POST', headers: { 'X-Api-Key': apiKey, 'Content-Type': 'application/json' }, body: '{"to":' }).then(toReply));
+  await refused(400, () => fetch(`${server!.url}/event-publish`, { method: 'POST', headers: { 'X-Api-Key': apiKey, 'Content-Type': 'application/json' }, body: '{"to":' }).then(replyOf));
   await refused(415, () => request('POST', `${server!.url}/event-publish`, { form: { to: 'all', selector: 'cmd.chat' }, headers: { 'X-Api-Key': apiKey } }));
   await refused(413, () => publish(server!, { to: 'all', selector: 'cmd.chat', message: 'x'.repeat(4000) }));
   await refused(405, () => request('GET', `${server!.url}/event-publish`, { headers: { 'X-Api-Key': apiKey } }));
@@ -190,14 +190,3 @@ test('an idempotency key drops a repeat on any server of the cluster, per creden
   );
   t.is(chats(home).filter((f) => String(f.body).startsWith('race')).length, 1, 'one of the racers went out');
 });
-
-async function toReply(res: Response) {
-  const text = await res.text();
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, json: json as any, text };
-}
