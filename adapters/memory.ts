@@ -77,7 +77,7 @@ class MemoryHistory implements EventHistory {
   private takeOnce(once: PublishOnce): boolean {
     const key = `history-once:${once.key}`;
     if (this.hub.keys.holds(key)) return false;
-    void this.hub.keys.set(key, '1', once.windowMs);
+    this.hub.keys.store(key, '1', once.windowMs);
     return true;
   }
 
@@ -125,11 +125,16 @@ class MemoryKeys implements ExpiringKeys {
   async setIfAbsent(key: string, value: string, ttlMs: number): Promise<string | undefined> {
     const held = this.entries.get(key);
     if (held && held.deadline > Date.now()) return held.value;
-    await this.set(key, value, ttlMs);
+    this.store(key, value, ttlMs);
     return undefined;
   }
 
   async set(key: string, value: string, ttlMs: number): Promise<void> {
+    this.store(key, value, ttlMs);
+  }
+
+  /** `set`, synchronously: for the history, whose check and append must be one step. */
+  store(key: string, value: string, ttlMs: number): void {
     this.entries.set(key, { value, deadline: Date.now() + ttlMs });
     if (this.entries.size >= this.sweepAt) this.sweep();
   }

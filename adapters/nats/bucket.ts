@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { KV, KvEntry } from '@nats-io/kv';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
-import { conflict, throughElections, type CallBudget, type Conflict } from './kv.js';
+import { attemptHeader, conflict, storedAttempt, throughElections, type CallBudget, type Conflict } from './kv.js';
 
 /** A key as last written: its value when it holds one, and the revision that a conditional write names. */
 export interface KeyState {
@@ -100,10 +100,7 @@ export class Bucket {
 
   private async storedAttempt(sequence: number): Promise<string | undefined> {
     this.jsm ??= jetstreamManager(this.nc);
-    const jsm = await this.jsm;
-    const stored = await throughElections(this.budget, () => jsm.streams.getMessage(`KV_${this.name}`, { seq: sequence }));
-    return stored?.header?.get(attemptHeader) || undefined;
+    return storedAttempt(await this.jsm, `KV_${this.name}`, sequence, this.budget);
   }
 }
 
-const attemptHeader = 'Se-Attempt';

@@ -1,14 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type StreamState } from '@nats-io/jetstream';
-import { throughElections, type CallBudget } from './kv.js';
+import { attemptHeader, storedAttempt, throughElections, type CallBudget } from './kv.js';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
 import type { EventHistory, HistoryEntry, HistoryRead, HistoryRetention, PublishOnce } from '../../src/broker.js';
 import type { NatsKeys } from './keys.js';
 
 /** Marks a message republished by a publisher rather than by the stream (see `NatsHistory.publish`). */
 export const lateHeader = 'Se-Late';
-/** Tells a once-publish's own tries from another publisher's event with the same key. */
-const attemptHeader = 'Se-Attempt';
 
 interface WaitingRead {
   afterId: number;
@@ -102,12 +100,12 @@ export class NatsHistory implements EventHistory {
   }
 
   async publish(topic: string, payload: string, deliverOn?: readonly string[], once?: PublishOnce): Promise<number | undefined> {
-    const keys = this.keys();
     // A repeat after JetStream's duplicate window: the key written once the first was taken.
-    if (once && (await keys.holds(onceKey(once)))) return undefined;
+    if (once && (await this.keys().holds(onceKey(once)))) return undefined;
     // A second per attempt, repeated while the stream elects a leader; the message id makes a
     // repeat of an attempt that was stored after all a duplicate, answered with the first's sequence.
-    // With `once` the id is the key's, so JetStream itself drops a repeat from anyone within its window.
+    // With `once` the id is the key's, so JetStream itself drops a repeat from anyone within its window,
+    // and the attempt header tells this call's own earlier tries from another publisher's event.
     // Made once: a client is a dozen objects, and making one per publish was a tenth of a publish's cost.
     const js = (this.js ??= jetstream(this.connection()));
     const msgID = once ? onceKey(once) : randomUUID();
@@ -125,19 +123,11 @@ export class NatsHistory implements EventHistory {
     // republished it, and a new leader stores what it inherits without republishing.
     else if (ack.duplicate) this.republishLate(topic, payload, ack.seq);
     if (once) {
-      // A duplicate of another publisher's event is a repeat; one of this call's own earlier tries is this event.
-      if (ack.duplicate && !(tries > 1 && (await this.storedAttempt(ack.seq)) === attempt)) return undefined;
+      if (ack.duplicate && !(tries > 1 && (await storedAttempt(await this.manager(), this.stream, ack.seq, this.budget)) === attempt)) return undefined;
       // Remembered for the rest of the window; should this write fail, JetStream's window alone holds.
-      await keys.set(onceKey(once), '1', once.windowMs).catch(() => {});
+      await this.keys().set(onceKey(once), '1', once.windowMs).catch(() => {});
     }
     return this.idOf(ack.seq);
-  }
-
-  private async storedAttempt(sequence: number): Promise<string | undefined> {
-    this.jsm ??= await jetstreamManager(this.connection(), { checkAPI: false });
-    const jsm = this.jsm;
-    const stored = await throughElections(this.budget, () => jsm.streams.getMessage(this.stream, { seq: sequence }));
-    return stored?.header?.get(attemptHeader) || undefined;
   }
 
   /** Sends a stored message to the live subscribers of `topic` as late: each server takes it unless it had it. */
@@ -228,10 +218,14 @@ export class NatsHistory implements EventHistory {
   }
 
   private async state(): Promise<StreamState> {
-    // The manager is made once: making one asks the server whether JetStream is there, a round trip per call.
-    this.jsm ??= await jetstreamManager(this.connection(), { checkAPI: false });
-    const jsm = this.jsm;
+    const jsm = await this.manager();
     return (await throughElections(this.budget, () => jsm.streams.info(this.stream))).state;
+  }
+
+  /** Made once: making one asks the server whether JetStream is there, a round trip per call. */
+  private async manager(): Promise<JetStreamManager> {
+    this.jsm ??= await jetstreamManager(this.connection(), { checkAPI: false });
+    return this.jsm;
   }
 }
 

@@ -1,3 +1,4 @@
+import type { KvEntry } from '@nats-io/kv';
 import type { ExpiringKeys } from '../../src/broker.js';
 import type { Bucket } from './bucket.js';
 import { safeKey, untilWritten } from './kv.js';
@@ -20,8 +21,8 @@ export class NatsKeys implements ExpiringKeys {
     return untilWritten(`claiming key ${key}`, async () => {
       const bucket = await this.bucket();
       const { entry, revision } = await bucket.read(name);
-      const held = entry && decode(entry.string());
-      if (held && held.deadline > Date.now()) return { held: held.value };
+      const held = liveValue(entry);
+      if (held !== undefined) return { held };
       const written = await bucket.writeIf(name, encode(value, ttlMs), revision);
       return written === true ? { held: undefined } : written;
     }).then(({ held }) => held);
@@ -29,9 +30,7 @@ export class NatsKeys implements ExpiringKeys {
 
   /** Whether `key` holds an unexpired value. */
   async holds(key: string): Promise<boolean> {
-    const entry = await (await this.bucket()).get(safeKey(key));
-    const held = entry && decode(entry.string());
-    return held !== undefined && held.deadline > Date.now();
+    return liveValue(await (await this.bucket()).get(safeKey(key))) !== undefined;
   }
 
   async set(key: string, value: string, ttlMs: number): Promise<void> {
@@ -52,8 +51,10 @@ function encode(value: string, ttlMs: number): string {
   return `${Date.now() + ttlMs} ${value}`;
 }
 
-function decode(stored: string): { deadline: number; value: string } | undefined {
+/** The value an entry holds, unless it has none or its deadline has passed. */
+function liveValue(entry: KvEntry | undefined): string | undefined {
+  const stored = entry?.string() ?? '';
   const space = stored.indexOf(' ');
-  if (space < 0) return undefined;
-  return { deadline: Number(stored.slice(0, space)), value: stored.slice(space + 1) };
+  if (space < 0 || Number(stored.slice(0, space)) <= Date.now()) return undefined;
+  return stored.slice(space + 1);
 }

@@ -1,3 +1,4 @@
+import type { JetStreamManager } from '@nats-io/jetstream';
 /** What a conditional write returns when another writer changed the key first. */
 export const conflict = Symbol('conflict');
 export type Conflict = typeof conflict;
@@ -59,6 +60,19 @@ export class CallBudget {
   attemptMs(startedAt: number): number {
     return Math.max(1, Math.min(1000, startedAt + this.ms - Date.now()));
   }
+}
+
+/**
+ * A header a conditional or once-only write carries with a value of its own
+ * (a random id): when JetStream answers such a write "duplicate", the stored
+ * message's header says whether it was an earlier try of the same write.
+ */
+export const attemptHeader = 'Se-Attempt';
+
+/** The `attemptHeader` of the message stored at `sequence` in `stream`, if any. */
+export async function storedAttempt(jsm: JetStreamManager, stream: string, sequence: number, budget: CallBudget): Promise<string | undefined> {
+  const stored = await throughElections(budget, () => jsm.streams.getMessage(stream, { seq: sequence }));
+  return stored?.header?.get(attemptHeader) || undefined;
 }
 
 /**

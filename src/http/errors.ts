@@ -8,7 +8,6 @@ const errorCodes: Record<number, string> = {
   404: 'NotFound',
   405: 'MethodNotAllowed',
   413: 'PayloadTooLarge',
-  409: 'Conflict',
   415: 'UnsupportedMediaType',
   501: 'NotImplementedException',
   503: 'ServiceUnavailable',

@@ -47,23 +47,33 @@ export function jwtAuthenticate(options: JwtOptions): (ctx: Context) => Promise<
   return async (ctx) => {
     const token = tokenOf(ctx, cookie, queryParameter);
     if (!token) return undefined;
-    let claims: JWTPayload;
-    try {
-      ({ payload: claims } = await jwtVerify(token, key as JWTVerifyGetKey, {
-        issuer: options.issuer,
-        audience: options.audience,
-        algorithms: options.algorithms,
-        requiredClaims: options.requireExpiry === false ? [] : ['exp'],
-      }));
-    } catch (error) {
-      throw new InvalidTokenError(`Invalid token: ${(error as { code?: string }).code ?? 'rejected'}`);
-    }
+    const claims = await verifyToken(token, key, options, (reason) => new InvalidTokenError(reason));
     const identity = toIdentity(claims);
     // An authenticated stream without a user id could never be resumed or addressed: the token is of no use here.
     if (!identity.userId) throw new InvalidTokenError('Invalid token: it names no user (sub)');
     ctx.state.jwt = claims;
     return { ...identity, isAuthenticated: true };
   };
+}
+
+/** The verification options these tokens share; throws `refusal(reason)` for a token that is not valid. */
+export async function verifyToken(
+  token: string,
+  key: JWTVerifyGetKey | CryptoKey | Uint8Array,
+  options: Pick<JwtOptions, 'issuer' | 'audience' | 'algorithms' | 'requireExpiry'>,
+  refusal: (reason: string) => Error,
+): Promise<JWTPayload> {
+  try {
+    const { payload } = await jwtVerify(token, key as JWTVerifyGetKey, {
+      issuer: options.issuer,
+      audience: options.audience,
+      algorithms: options.algorithms,
+      requiredClaims: options.requireExpiry === false ? [] : ['exp'],
+    });
+    return payload;
+  } catch (error) {
+    throw refusal(`Invalid token: ${(error as { code?: string }).code ?? 'rejected'}`);
+  }
 }
 
 export function verificationKey(options: JwtOptions): JWTVerifyGetKey | CryptoKey | Uint8Array {

@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import type { JWTPayload } from 'jose';
 import type { Context } from 'koa';
-import { verificationKey, type JwtOptions } from './jwt.js';
+import { verificationKey, verifyToken, type JwtOptions } from './jwt.js';
 
 /** How publishers prove who they are; see `PublishOptions`. */
 export interface PublishAuthOptions {
@@ -59,23 +59,9 @@ export function publishAuthenticator(options: PublishAuthOptions): (ctx: Context
       return { scope: `key:${given.toString('hex').slice(0, 32)}`, mayPublishTo: () => true };
     }
     const token = /^Bearer\s+(\S+)$/i.exec(authorization)?.[1];
-    if (token && key) return grantOf(await verify(token, key, options.jwt!), claim);
+    if (token && key) return grantOf(await verifyToken(token, key, options.jwt!, (reason) => new PublishRefusal(401, reason)), claim);
     throw new PublishRefusal(401, `Publishing needs ${[keys.length > 0 && 'an API key (X-Api-Key)', key && 'a token (Authorization: Bearer)'].filter(Boolean).join(' or ')}`);
   };
-}
-
-async function verify(token: string, key: JWTVerifyGetKey | CryptoKey | Uint8Array, options: NonNullable<PublishAuthOptions['jwt']>): Promise<JWTPayload> {
-  try {
-    const { payload } = await jwtVerify(token, key as JWTVerifyGetKey, {
-      issuer: options.issuer,
-      audience: options.audience,
-      algorithms: options.algorithms,
-      requiredClaims: options.requireExpiry === false ? [] : ['exp'],
-    });
-    return payload;
-  } catch (error) {
-    throw new PublishRefusal(401, `Invalid token: ${(error as { code?: string }).code ?? 'rejected'}`);
-  }
 }
 
 function grantOf(claims: JWTPayload, claim: string): PublishGrant {
