@@ -3,7 +3,7 @@ import type { PublishOnce } from './broker.js';
 import type { Core } from './core.js';
 import { decodeEnvelope, encodeEnvelope, type Control, type Envelope } from './envelope.js';
 import { readMissed, writeMissed, type Missed } from './replay.js';
-import { EventSubscription, type EventSink } from './subscription.js';
+import { EventSubscription, type EventSink, type FrameOptions } from './subscription.js';
 import type { Records, SubscriptionInfo } from './records.js';
 import { RecentSet } from './recent-set.js';
 import { isPrivateTopic, TopicRouter, topics, topicsOf } from './topics.js';
@@ -21,6 +21,8 @@ export class Delivery {
   private controlHandler: (sub: EventSubscription, control: Control) => Promise<void> = async () => {};
   private sweepsAudience: (topic: string) => boolean = () => false;
   private inboxOpen = false;
+  /** How this server's subscriptions number and report their frames: one object for all of them. */
+  private readonly frames: FrameOptions;
   /** The history ids of the forwarded copies this server took lately: two servers may forward the same event here. */
   private readonly forwardedSeen = new RecentSet(4096);
 
@@ -29,6 +31,7 @@ export class Delivery {
     private readonly records: Records,
   ) {
     this.router = new TopicRouter(core.broker);
+    this.frames = { ownNumbering: !core.broker.history, beforeWrite: (sub, frame) => this.beforeWrite(sub, frame) };
   }
 
   /** Subscribes to this server's inbox, where the events and controls for the private audiences it holds arrive. */
@@ -103,10 +106,7 @@ export class Delivery {
 
   /** A new stream's subscription, numbered and reported as this server's frames are. */
   newSubscription(info: SubscriptionInfo, sink: EventSink): EventSubscription {
-    return new EventSubscription(info, sink, {
-      ownNumbering: !this.core.broker.history,
-      beforeWrite: (sub, frame) => this.beforeWrite(sub, frame),
-    });
+    return new EventSubscription(info, sink, this.frames);
   }
 
   /** Makes `sub` the stream of its subscription here (the caller ends any stream it replaces first). */

@@ -2,7 +2,7 @@ import type { Core } from './core.js';
 import type { Delivery } from './delivery.js';
 import { DetachedSubscriptions } from './detached.js';
 import { createRandomId, defaultProfileUrl, isAuthenticated, safeDisplayName, type Identity } from './identity.js';
-import { buildMeta, type Records, type SubscriptionInfo } from './records.js';
+import { buildMeta, recordWith, type Records, type SubscriptionInfo } from './records.js';
 import { readMissed, writeMissed, type Missed } from './replay.js';
 import type { EventSink, EventSubscription } from './subscription.js';
 import { topicsOf } from './topics.js';
@@ -135,7 +135,7 @@ export class Lifecycle {
   /** The record a resumed subscription continues with: its own, on this server and a new stream. */
   private resumedRecord(resumable: SubscriptionInfo, address: string): SubscriptionInfo {
     const { detached: _detached, ...kept } = resumable;
-    return { ...kept, serverId: this.core.serverId, userAddress: address, connectionId: createRandomId() };
+    return recordWith(kept, { serverId: this.core.serverId, userAddress: address, connectionId: createRandomId() });
   }
 
   /** A new subscription's record; an anonymous user gets the next `-N` id and `userN` name of the cluster. */
@@ -162,14 +162,14 @@ export class Lifecycle {
       serverId: this.core.serverId,
       connectionId: createRandomId(),
     };
-    return { ...base, meta: buildMeta(base) };
+    return recordWith(base, { meta: buildMeta(base) });
   }
 
   /** `cmd.onConnect`'s all-string map: the meta, the hooks' additions, the URLs and the timers. */
   private connectArgs(sub: EventSubscription, request: OpenRequest): Record<string, string> {
     return {
       ...sub.info.meta,
-      ...sub.connectArgs,
+      ...sub.addedConnectArgs,
       id: sub.id,
       ...request.urlsFor(sub.id),
       heartbeatIntervalMs: String(this.core.settings.heartbeatIntervalMs),
@@ -307,7 +307,7 @@ export class Lifecycle {
 
   private async markDetached(sub: EventSubscription): Promise<void> {
     // Swept from the moment its stream goes: a sender may still find this server for it, even once a resume elsewhere has it.
-    this.watchDetached({ ...sub.info, detached: true });
+    this.watchDetached(recordWith(sub.info, { detached: true }));
     await this.endStream(sub, false);
     // A channel update may change the record between the read and the write: read again and retry.
     for (let attempt = 0; attempt < 5; attempt++) {
@@ -316,7 +316,7 @@ export class Lifecycle {
       if (!current) return this.expireLapsed(sub);
       // Resumed elsewhere meanwhile: the record is no longer this stream's (the sweep lets go once it sees that).
       if (current.info.connectionId !== sub.info.connectionId) return;
-      const detached = { ...current.info, detached: true };
+      const detached = recordWith(current.info, { detached: true });
       // Conditional, so an unregister or a resume landing meanwhile wins.
       if (await this.records.replace(current, detached)) {
         this.watchDetached(detached);
@@ -428,7 +428,7 @@ export class Lifecycle {
   async handOver(sub: EventSubscription, connectionId: string | undefined): Promise<void> {
     if (connectionId !== undefined && connectionId !== sub.info.connectionId) return;
     // Swept before its stream goes, so that nothing for it reaches this inbox unpassed in between.
-    this.watchDetached({ ...sub.info, detached: true });
+    this.watchDetached(recordWith(sub.info, { detached: true }));
     await this.endStream(sub, false);
   }
 

@@ -42,8 +42,6 @@ interface HeldEvent {
  * (seen in a replay already) and is dropped.
  */
 export class EventSubscription {
-  /** Extra key/values added to `cmd.onConnect` only (not to the public meta). */
-  readonly connectArgs: Record<string, string> = {};
   lastPulseAt = Date.now();
   /** Heartbeats this stream's client has sent: clients that send them are ServiceStack-style clients. */
   heartbeats = 0;
@@ -59,18 +57,29 @@ export class EventSubscription {
    * since such a read carried every event up to its head.
    */
   coveredToEventId = 0;
-  private readonly ownNumbering: boolean;
-  private readonly beforeWrite: FrameOptions['beforeWrite'];
   private held: HeldEvent[] | undefined;
   private closed = false;
+  private extraConnectArgs: Record<string, string> | undefined;
 
+  /**
+   * `frames` is shared by every subscription of a server, not copied: a
+   * stream is held for hours, and each field it holds is memory per
+   * connection.
+   */
   constructor(
     readonly info: SubscriptionInfo,
     private readonly sink: EventSink,
-    options: FrameOptions = {},
-  ) {
-    this.ownNumbering = options.ownNumbering ?? true;
-    this.beforeWrite = options.beforeWrite;
+    private readonly frames: FrameOptions = {},
+  ) {}
+
+  /** Extra key/values added to `cmd.onConnect` only (not to the public meta). Made when first asked for. */
+  get connectArgs(): Record<string, string> {
+    return (this.extraConnectArgs ??= {});
+  }
+
+  /** What hooks added to `connectArgs`, without making the map when none did. */
+  get addedConnectArgs(): Readonly<Record<string, string>> | undefined {
+    return this.extraConnectArgs;
   }
 
   get id(): string {
@@ -96,7 +105,7 @@ export class EventSubscription {
 
   /** Writes a frame outside the event history, e.g. a greeting from the `onSubscribe` hook. */
   send(selector: string, body: string, channel?: string): void {
-    if (this.ownNumbering) this.lastEventId++;
+    if (this.frames.ownNumbering ?? true) this.lastEventId++;
     this.write(encodeFrame(this.lastEventId, selector, body, channel));
   }
 
@@ -169,7 +178,7 @@ export class EventSubscription {
 
   private write(frame: string): void {
     if (this.closed) return;
-    this.beforeWrite?.(this, frame);
+    this.frames.beforeWrite?.(this, frame);
     this.sink.write(frame);
   }
 }

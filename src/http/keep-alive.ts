@@ -37,10 +37,11 @@ export class KeepAlive {
 
   constructor(private readonly intervalMs: number) {}
 
-  /** Starts keeping `sub`'s stream alive; `0` as the interval turns keep-alives off. */
+  /** Keeps `sub`'s stream alive until it closes; `0` as the interval turns keep-alives off. */
   add(sub: EventSubscription, sink: ResponseSink): void {
     if (!(this.intervalMs > 0)) return;
     this.streams.set(sub, sink);
+    sink.onClose(() => this.remove(sub));
     if (!this.timer) {
       // A quarter of the interval: a keep-alive goes out between 1 and 1.25 intervals of silence.
       this.timer = setInterval(() => this.tick(), Math.max(10, Math.floor(this.intervalMs / 4)));
@@ -48,7 +49,7 @@ export class KeepAlive {
     }
   }
 
-  remove(sub: EventSubscription): void {
+  private remove(sub: EventSubscription): void {
     this.streams.delete(sub);
     if (this.streams.size === 0 && this.timer) {
       clearInterval(this.timer);

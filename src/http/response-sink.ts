@@ -104,7 +104,6 @@ export class ResponseSink implements EventSink {
     const socket = ctx.req.socket;
     socket.setTimeout(0);
     socket.setNoDelay(true);
-    socket.setKeepAlive(true);
     const headers: Record<string, string> = {
       'Content-Type': 'text/event-stream',
       'Cache-Control': 'no-cache',

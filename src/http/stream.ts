@@ -112,10 +112,8 @@ async function openAdmitted(
         onIdentified(sub);
         await options.onConnect?.(sub, connectArgs);
       },
-      onStreamOpened: (sub) => {
-        keepAlive.add(sub, sink);
-        sink.onClose(() => keepAlive.remove(sub));
-      },
+      // Registered by `keepAlive` itself: a closure made here would hold this whole request's scope for the stream's life.
+      onStreamOpened: (sub) => keepAlive.add(sub, sink),
       isGone: () => sink.clientGone,
     },
     sink,
