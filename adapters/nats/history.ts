@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type StreamState } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamManager, type StreamState } from '@nats-io/jetstream';
 import { attemptHeader, storedAttempt, throughElections, type CallBudget } from './kv.js';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
 import type { EventHistory, HistoryEntry, HistoryRead, HistoryRetention, PublishOnce } from '../../src/broker.js';
 import type { NatsKeys } from './keys.js';
+import type { JetStreamPublisher } from './publisher.js';
 
 /** Marks a message republished by a publisher rather than by the stream (see `NatsHistory.publish`). */
 export const lateHeader = 'Se-Late';
@@ -46,7 +47,6 @@ export class NatsHistory implements EventHistory {
   private waitingReads: WaitingRead[] | undefined;
   private fetching = false;
   private jsm: JetStreamManager | undefined;
-  private js: JetStreamClient | undefined;
 
   constructor(
     private readonly connection: () => NatsConnection,
@@ -55,6 +55,7 @@ export class NatsHistory implements EventHistory {
     private readonly budget: CallBudget,
     /** Where a once-key is remembered past JetStream's duplicate window. */
     private readonly keys: () => NatsKeys,
+    private readonly publisher: JetStreamPublisher,
   ) {}
 
   /** JetStream drops a repeated message id for its whole duplicate window (see `open`). */
@@ -106,8 +107,6 @@ export class NatsHistory implements EventHistory {
     // repeat of an attempt that was stored after all a duplicate, answered with the first's sequence.
     // With `once` the id is the key's, so JetStream itself drops a repeat from anyone within its window,
     // and the attempt header tells this call's own earlier tries from another publisher's event.
-    // Made once: a client is a dozen objects, and making one per publish was a tenth of a publish's cost.
-    const js = (this.js ??= jetstream(this.connection()));
     const msgID = once ? onceKey(once) : randomUUID();
     const attempt = once && randomUUID();
     const marks = attempt ? headers() : undefined;
@@ -115,7 +114,7 @@ export class NatsHistory implements EventHistory {
     let tries = 0;
     const ack = await throughElections(this.budget, (timeout) => {
       tries++;
-      return js.publish(`${this.prefix}.h.${topic}`, payload, { msgID, timeout, headers: marks });
+      return this.publisher.publish(`${this.prefix}.h.${topic}`, payload, { msgID, timeoutMs: timeout, headers: marks });
     });
     // The stream republishes on the topic's own subject; copies for other topics follow the ack, late.
     if (deliverOn) for (const target of deliverOn) this.republishLate(target, payload, ack.seq);

@@ -14,6 +14,7 @@ import { CallBudget, safeKey, throughElections, untilWritten, whilePlacing } fro
 import { NatsKeys } from './keys.js';
 import { NatsLists } from './lists.js';
 import { NatsPresence } from './presence.js';
+import { JetStreamPublisher } from './publisher.js';
 
 /**
  * How long a bucket remembers the message ids of conditional writes (see
@@ -83,6 +84,8 @@ export class NatsBroker implements Broker {
   /** How many copies the streams and buckets keep, once connected. */
   private copies = 1;
   private readonly budget = new CallBudget();
+  /** Every JetStream write (history events, key/value writes) goes out through it. */
+  private readonly publisher = new JetStreamPublisher(() => this.required(this.nc));
   private nc: NatsConnection | undefined;
   private presenceBucket: Bucket | undefined;
   private rosterBucket: Bucket | undefined;
@@ -115,7 +118,7 @@ export class NatsBroker implements Broker {
     );
     this.lists = new NatsLists(() => this.required(this.listBucket));
     this.keys = new NatsKeys(() => this.openKeyBucket(), keysMaxAgeMs);
-    this.history = new NatsHistory(() => this.required(this.nc), this.prefix, withDefaults(options.history), this.budget, () => this.keys);
+    this.history = new NatsHistory(() => this.required(this.nc), this.prefix, withDefaults(options.history), this.budget, () => this.keys, this.publisher);
   }
 
   async connect(): Promise<void> {
@@ -259,7 +262,7 @@ export class NatsBroker implements Broker {
     const bucket = async (name: string, ttl?: number) => {
       const kv = await whilePlacing(`bucket ${name}`, () => kvm.create(name, { history: 1, ttl, replicas, allow_direct: replicas === 1 }));
       await whilePlacing(`bucket ${name}`, () => keepIdsFor(jsm, `KV_${name}`, Math.min(bucketIdWindowMs, ttl ?? Infinity)));
-      return new Bucket(kv, nc, name, this.budget);
+      return new Bucket(kv, nc, name, this.budget, this.publisher);
     };
     this.presenceBucket = await bucket(`${this.prefix}_presence`, this.presenceMaxAgeMs);
     // No age limit: a roster is rewritten only when its members change, and a quiet channel's must stay.
