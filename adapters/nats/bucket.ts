@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { KV, KvEntry } from '@nats-io/kv';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
+import type { JetStreamPublisher } from './publisher.js';
 import { attemptHeader, conflict, storedAttempt, throughElections, type CallBudget, type Conflict } from './kv.js';
 
 /** A key as last written: its value when it holds one, and the revision that a conditional write names. */
@@ -32,7 +33,6 @@ export interface KeyState {
  * pause, not an error.
  */
 export class Bucket {
-  private readonly js: JetStreamClient;
   private jsm: Promise<JetStreamManager> | undefined;
 
   constructor(
@@ -40,10 +40,9 @@ export class Bucket {
     private readonly nc: NatsConnection,
     private readonly name: string,
     private readonly budget: CallBudget,
-  ) {
-    // A second per attempt: an attempt sent to a leader that has just gone is retried, not waited out.
-    this.js = jetstream(nc, { timeout: 1000 });
-  }
+    /** Writes go out through it: a key is a subject of the bucket's stream, and a write is a publish to it. */
+    private readonly publisher: JetStreamPublisher,
+  ) {}
 
   async read(key: string): Promise<KeyState> {
     const entry = await throughElections(this.budget, () => this.kv.get(key));
@@ -58,7 +57,8 @@ export class Bucket {
 
   /** Writes whatever was there before. */
   async put(key: string, value: string): Promise<void> {
-    await throughElections(this.budget, () => this.kv.put(key, value));
+    // A second per attempt: an attempt sent to a leader that has just gone is retried, not waited out.
+    await throughElections(this.budget, (timeoutMs) => this.publisher.publish(this.subjectOf(key), value, { timeoutMs }));
   }
 
   /** Deletes whatever was there before. */
@@ -67,35 +67,47 @@ export class Bucket {
   }
 
   /** Writes `value` if the key is still at `revision`; `conflict` when another writer got there first. */
-  writeIf(key: string, value: string, revision: number): Promise<true | Conflict> {
+  async writeIf(key: string, value: string, revision: number): Promise<true | Conflict> {
+    return (await this.conditional(key, value, revision, false)) === conflict ? conflict : true;
+  }
+
+  /** As `writeIf`, answering the key's new revision, so that the writer may write again without reading it. */
+  writeIfAt(key: string, value: string, revision: number): Promise<number | Conflict> {
     return this.conditional(key, value, revision, false);
   }
 
   /** Deletes the key if it is still at `revision`; `conflict` when another writer got there first. */
-  deleteIf(key: string, revision: number): Promise<true | Conflict> {
-    return this.conditional(key, '', revision, true);
+  async deleteIf(key: string, revision: number): Promise<true | Conflict> {
+    return (await this.conditional(key, '', revision, true)) === conflict ? conflict : true;
   }
 
-  private async conditional(key: string, value: string, revision: number, remove: boolean): Promise<true | Conflict> {
+  /** The key's new revision, or `conflict`. */
+  private async conditional(key: string, value: string, revision: number, remove: boolean): Promise<number | Conflict> {
     const h = headers();
     if (remove) h.set('KV-Operation', 'DEL');
     // Tells this write from another writer's with the same message id, should a repeat come back a duplicate.
     const attempt = randomUUID();
     h.set(attemptHeader, attempt);
+    h.set('Nats-Expected-Last-Subject-Sequence', String(revision));
     let tries = 0;
     try {
       const ack = await throughElections(this.budget, (timeout) => {
         tries++;
-        return this.js.publish(`$KV.${this.name}.${key}`, value, { headers: h, msgID: `${key}@${revision}`, expect: { lastSubjectSequence: revision }, timeout });
+        return this.publisher.publish(this.subjectOf(key), value, { headers: h, msgID: `${key}@${revision}`, timeoutMs: timeout });
       });
-      if (!ack.duplicate) return true;
+      if (!ack.duplicate) return ack.seq;
       // A first try that is a duplicate lost to another writer. A repeat may be a duplicate of this
       // write's own earlier try, stored although its answer never came: the stored message says which.
-      return tries > 1 && (await this.storedAttempt(ack.seq)) === attempt ? true : conflict;
+      return tries > 1 && (await this.storedAttempt(ack.seq)) === attempt ? ack.seq : conflict;
     } catch (error) {
       if (/wrong last sequence|key exists/i.test((error as Error).message)) return conflict;
       throw error;
     }
+  }
+
+  /** The subject a key is written on (the bucket's own, as nats.js names it). */
+  private subjectOf(key: string): string {
+    return `$KV.${this.name}.${key}`;
   }
 
   private async storedAttempt(sequence: number): Promise<string | undefined> {

@@ -30,8 +30,11 @@ export class NatsPresence implements PresenceStore {
   }
 
   async put(id: string, record: string, indexes: readonly string[], ttlMs: number): Promise<void> {
+    const value = JSON.stringify(this.stored(record, indexes, ttlMs));
+    // Most puts make a new record: written if the key was never written, which needs no read first.
+    if ((await this.bucket().writeIf(recordKey(id), value, 0)) !== conflict) return this.reindex(id, [], indexes);
     const previous = await this.read(id);
-    await this.bucket().put(recordKey(id), JSON.stringify(this.stored(record, indexes, ttlMs)));
+    await this.bucket().put(recordKey(id), value);
     await this.reindex(id, previous?.value.indexes ?? [], indexes);
   }
 

@@ -9,6 +9,14 @@ type Stored = { ids: string[] } | { shards: number; split: string };
 const splitAt = 500;
 const shardCount = 64;
 
+/** How many keys `Rosters` remembers as it wrote them, the least recently written forgotten first. */
+const knownAtMost = 1024;
+
+interface KeyKnown {
+  value: Stored;
+  revision: number;
+}
+
 interface Pending {
   op: 'add' | 'remove';
   id: string;
@@ -31,6 +39,11 @@ interface Pending {
  */
 export class Rosters {
   private readonly queues = new Map<string, Pending[]>();
+  /** Keys as this connection last wrote them, with the bucket they were written to (see `current`). */
+  private readonly known = new Map<string, KeyKnown>();
+  private knownIn: Bucket | undefined;
+  /** Keys guessed new lately (see `current`). */
+  private readonly guessed = new Set<string>();
 
   constructor(private readonly bucket: () => Bucket) {}
 
@@ -82,7 +95,7 @@ export class Rosters {
   /** One attempt at applying `batch` to `key` (or to the shards it points to). */
   private async apply(key: string, batch: Pending[]): Promise<true | Conflict> {
     const bucket = this.bucket();
-    const stored = await this.read(key);
+    const stored = await this.current(key, onlyAdds(batch));
     if (stored.value && 'shards' in stored.value) {
       const { shards, split } = stored.value;
       const byShard = new Map<number, Pending[]>();
@@ -92,19 +105,70 @@ export class Rosters {
       }
       // Each shard is a roster of its own; a lost race on one is retried there.
       await Promise.all([...byShard].map(([shard, changes]) => untilWritten(`changing roster ${key}`, () => this.applyToList(shardKey(key, split, shard), changes))));
+      // A split roster stays split: what the first key says holds until the roster is gone.
+      this.remember(key, stored.value, stored.revision);
       return true;
     }
     const ids = changed(stored.value && 'ids' in stored.value ? stored.value.ids : [], batch);
     if (ids.length > splitAt) return this.split(key, ids, stored.revision);
     if (ids.length === 0) return stored.value ? bucket.deleteIf(key, stored.revision) : true;
-    return bucket.writeIf(key, JSON.stringify({ ids } satisfies Stored), stored.revision);
+    return this.writeList(key, ids, stored.revision);
   }
 
   private async applyToList(key: string, batch: Pending[]): Promise<true | Conflict> {
+    const stored = await this.current(key, onlyAdds(batch));
+    return this.writeList(key, changed(stored.value && 'ids' in stored.value ? stored.value.ids : [], batch), stored.revision);
+  }
+
+  private async writeList(key: string, ids: string[], revision: number): Promise<true | Conflict> {
+    const value: Stored = { ids };
+    const written = await this.bucket().writeIfAt(key, JSON.stringify(value), revision);
+    if (written === conflict) return conflict;
+    this.remember(key, value, written);
+    return true;
+  }
+
+  /**
+   * The key as this connection wrote it last, when it knows that; else, for
+   * a batch that only adds, a guess that the key is new (the roster of a new
+   * user or session); else as read. A change then costs one write instead
+   * of a read and a write: the write names the revision, so if the key is
+   * not as taken it fails, and the retry reads (what is known or guessed is
+   * used once, never twice).
+   */
+  private async current(key: string, onlyAdds: boolean): Promise<{ value: Stored | undefined; revision: number }> {
     const bucket = this.bucket();
-    const stored = await this.read(key);
-    const ids = changed(stored.value && 'ids' in stored.value ? stored.value.ids : [], batch);
-    return bucket.writeIf(key, JSON.stringify({ ids } satisfies Stored), stored.revision);
+    if (this.knownIn !== bucket) {
+      // A bucket made anew (the broker lost its storage) numbers its revisions afresh.
+      this.known.clear();
+      this.knownIn = bucket;
+    }
+    const known = this.known.get(key);
+    this.known.delete(key);
+    if (known) return known;
+    if (onlyAdds && !this.guessed.has(key)) {
+      this.guess(key);
+      return { value: undefined, revision: 0 };
+    }
+    return this.read(key);
+  }
+
+  /** Guesses a key new once: if the guess was wrong, the retry reads. */
+  private guess(key: string): void {
+    this.guessed.add(key);
+    if (this.guessed.size > knownAtMost) this.guessed.delete(this.guessed.values().next().value!);
+  }
+
+  /**
+   * Worth remembering: keys changed over and over (a server's roster, a
+   * busy channel's, a split roster's first key), not the one-member rosters
+   * of a user or a session, which would cost memory per connection.
+   */
+  private remember(key: string, value: Stored, revision: number): void {
+    if ('ids' in value && value.ids.length < 2) return;
+    this.known.delete(key);
+    this.known.set(key, { value, revision });
+    if (this.known.size > knownAtMost) this.known.delete(this.known.keys().next().value!);
   }
 
   /**
@@ -128,6 +192,10 @@ export class Rosters {
     const { entry, revision } = await this.bucket().read(key);
     return { value: entry?.json<Stored>(), revision };
   }
+}
+
+function onlyAdds(batch: readonly Pending[]): boolean {
+  return batch.every((change) => change.op === 'add');
 }
 
 /** The list after a batch of changes, in order. */
