@@ -2,6 +2,7 @@ import { STATUS_CODES } from 'node:http';
 import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import type { Context, Middleware, Next } from 'koa';
+import compose from 'koa-compose';
 import { InvalidArgumentError } from '../arguments.js';
 import { BrokerUnavailableError } from '../guarded-broker.js';
 import { internalsOf } from '../internals.js';
@@ -58,33 +59,39 @@ export function serverEventsRoutes(events: ServerEvents, options: MiddlewareOpti
     limits: new StreamLimits(options.maxStreams ?? httpDefaults.maxStreams, options.maxStreamsPerAddress ?? httpDefaults.maxStreamsPerAddress),
     keepAlive: new KeepAlive(options.keepAliveIntervalMs ?? httpDefaults.keepAliveIntervalMs),
   };
-  router.use(limitQueryLength(options.maxQueryLength ?? httpDefaults.maxQueryLength));
+  const limitQuery = limitQueryLength(options.maxQueryLength ?? httpDefaults.maxQueryLength);
+  router.use(limitQuery);
   const errors = answerErrors(events);
+  const exact = new ExactRoutes(options.prefix ?? '', limitQuery);
+  const route = (method: 'get' | 'all', path: string, ...stack: Middleware[]) => {
+    router[method](path, ...stack);
+    exact.add(method === 'get' ? 'GET' : undefined, path, stack);
+  };
 
-  router.get(paths.stream, errors, (ctx) => openEventStream(ctx, events, options, streams));
-  router.all(paths.heartbeat, errors, routes.heartbeat);
-  router.all(paths.unregister, errors, body, routes.unregister);
-  router.get(paths.subscribers, errors, routes.subscribers);
+  route('get', paths.stream, errors, (ctx) => openEventStream(ctx, events, options, streams));
+  route('all', paths.heartbeat, errors, routes.heartbeat);
+  route('all', paths.unregister, errors, body, routes.unregister);
+  route('get', paths.subscribers, errors, routes.subscribers);
   router.all(`${paths.subscribers}/:id`, errors, body, routes.update);
   for (const base of ['/api', '/json/reply']) {
-    router.all(`${base}/UpdateEventSubscriber`, errors, body, routes.update);
-    router.all(`${base}/GetEventSubscribers`, errors, body, routes.subscribers);
+    route('all', `${base}/UpdateEventSubscriber`, errors, body, routes.update);
+    route('all', `${base}/GetEventSubscribers`, errors, body, routes.subscribers);
   }
   if (options.publish) {
     const publish = new PublishRoute(events, options.publish);
-    router.all(paths.publish, errors, publish.authorize, body, publish.publish);
+    route('all', paths.publish, errors, publish.authorize, body, publish.publish);
   }
   const routed = router.routes() as Middleware;
   const cors = options.cors ? corsMiddleware(options.cors) : undefined;
   // The router's own matching (prefix, case) tells which requests are for these routes.
-  const isOurs = (path: string) => router.match(path, 'GET').path.some((layer) => layer.methods.length > 0);
+  const isOurs = (path: string) => exact.has(path) || router.match(path, 'GET').path.some((layer) => layer.methods.length > 0);
   const answerOptions: Middleware = async (ctx) => {
     ctx.set('Allow', ctx.path.endsWith(paths.publish) ? 'POST, OPTIONS' : allowedMethods);
     ctx.status = 204;
   };
   const middleware: Middleware = async (ctx, next) => {
     if (!isOurs(ctx.path)) return routed(ctx, next);
-    const rest = ctx.method === 'OPTIONS' ? () => answerOptions(ctx, next) : () => routed(ctx, next);
+    const rest = ctx.method === 'OPTIONS' ? () => answerOptions(ctx, next) : () => (exact.find(ctx) ?? routed)(ctx, next);
     return cors ? cors(ctx, rest) : rest();
   };
   return { middleware, handles: isOurs };
@@ -117,4 +124,36 @@ function answerErrors(events: ServerEvents): Middleware {
       sendError(ctx, 500, 'Internal Server Error');
     }
   };
+}
+
+/**
+ * The routes with a fixed path, found by the path exactly as the clients
+ * send it (`/event-stream`, `/event-heartbeat`...), without the router:
+ * these are the requests of every connection and every heartbeat, and the
+ * router's matching (each route's pattern, twice per request) was a tenth
+ * of a connection's cost. Any other spelling the router accepts (another
+ * case, a trailing slash, a HEAD) still goes through the router.
+ */
+class ExactRoutes {
+  private readonly routes = new Map<string, { method?: string; run: Middleware }>();
+
+  constructor(
+    private readonly prefix: string,
+    private readonly first: Middleware,
+  ) {}
+
+  /** `method` undefined: any method. */
+  add(method: string | undefined, path: string, stack: Middleware[]): void {
+    this.routes.set(this.prefix + path, { method, run: compose([this.first, ...stack]) });
+  }
+
+  has(path: string): boolean {
+    return this.routes.has(path);
+  }
+
+  /** The route for this request, when its path and method are one of these exactly. */
+  find(ctx: Context): Middleware | undefined {
+    const route = this.routes.get(ctx.path);
+    return route && (route.method === undefined || route.method === ctx.method) ? route.run : undefined;
+  }
 }

@@ -50,7 +50,7 @@ export class SubscriberRoutes {
    * lists as arrays (JSON) or comma strings (forms, query); answers `{}`.
    */
   update = async (ctx: Context): Promise<void> => {
-    const id = (ctx.params as Record<string, string | undefined>).id ?? stringField(ctx, 'id');
+    const id = (ctx.params as Record<string, string | undefined> | undefined)?.id ?? stringField(ctx, 'id');
     const subscribe = listField(ctx, 'subscribeChannels');
     const unsubscribe = listField(ctx, 'unsubscribeChannels');
     const info = await this.findOwned(ctx, id, `Access to Subscription '${id}' is forbidden`);
