@@ -1,0 +1,76 @@
+import test from 'ava';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { JetStreamPublisher } from '../../../adapters/nats/publisher.js';
+import { withBrokerServer } from '../../helpers/broker-servers.js';
+import { delay } from '../../helpers/server.js';
+
+withBrokerServer('nats', (_factory, server) => {
+  async function streamOn(t: { teardown(fn: () => unknown): void }, name: string): Promise<NatsConnection> {
+    const nc = await connect({ servers: server().url });
+    t.teardown(() => nc.close());
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name, subjects: [`${name}.>`], duplicate_window: 10_000_000_000 });
+    t.teardown(() => jsm.streams.delete(name).catch(() => {}));
+    return nc;
+  }
+
+  test('many publishes in flight each get their own sequence, in the order they were made; a repeated message id is a duplicate', async (t) => {
+    const nc = await streamOn(t, 'pubOrder');
+    // A window smaller than the burst: the rest wait for room, and none is lost.
+    const publisher = new JetStreamPublisher(() => nc, 16);
+    const acks = await Promise.all(Array.from({ length: 200 }, (_, i) => publisher.publish('pubOrder.a', `m${i}`, { msgID: `id-${i}`, timeoutMs: 2000 })));
+    t.deepEqual(
+      acks.map((ack) => ack.seq),
+      Array.from({ length: 200 }, (_, i) => i + 1),
+    );
+    t.true(acks.every((ack) => !ack.duplicate));
+    const repeat = await publisher.publish('pubOrder.a', 'again', { msgID: 'id-7', timeoutMs: 2000 });
+    t.deepEqual(repeat, { seq: 8, duplicate: true });
+    const jsm = await jetstreamManager(nc);
+    t.is((await jsm.streams.getMessage('pubOrder', { seq: 8 }))?.string(), 'm7', 'the first is kept');
+    t.is((await jsm.streams.info('pubOrder')).state.messages, 200);
+  });
+
+  test('JetStream refusals come back as errors: no stream for the subject, a failed expectation', async (t) => {
+    const nc = await streamOn(t, 'pubErrors');
+    const publisher = new JetStreamPublisher(() => nc);
+    await t.throwsAsync(publisher.publish('nostream.here', 'x', { timeoutMs: 2000 }), { message: /jetstream is not enabled/ });
+    const { headers } = await import('@nats-io/transport-node');
+    const expect = headers();
+    expect.set('Nats-Expected-Last-Subject-Sequence', '5');
+    await t.throwsAsync(publisher.publish('pubErrors.k', 'x', { timeoutMs: 2000, headers: expect }), { message: /wrong last sequence/ });
+    t.is((await publisher.publish('pubErrors.k', 'y', { timeoutMs: 2000 })).seq, 1, 'the refused one was not stored');
+  });
+
+  // Serial: they freeze the one server every test here shares.
+  test.serial('a frozen server times publishes out within their time-out, and they are answered again once it thaws', async (t) => {
+    t.timeout(30_000);
+    const nc = await streamOn(t, 'pubFrozen');
+    const publisher = new JetStreamPublisher(() => nc);
+    server().signal('SIGSTOP');
+    t.teardown(() => server().signal('SIGCONT'));
+    const started = performance.now();
+    await t.throwsAsync(publisher.publish('pubFrozen.a', 'x', { msgID: 'frozen-1', timeoutMs: 300 }), { name: 'TimeoutError' });
+    const waited = performance.now() - started;
+    t.true(waited >= 290 && waited < 1500, `timed out after ${Math.round(waited)} ms`);
+    server().signal('SIGCONT');
+    await delay(300);
+    // The timed-out one may have been stored after all: its repeat, with the same id, is then a duplicate of it.
+    const retry = await publisher.publish('pubFrozen.a', 'x', { msgID: 'frozen-1', timeoutMs: 5000 });
+    t.is(retry.seq, 1);
+  });
+
+  test.serial('publishes in flight when the connection closes fail at once', async (t) => {
+    const nc = await streamOn(t, 'pubClosed');
+    const publisher = new JetStreamPublisher(() => nc);
+    server().signal('SIGSTOP');
+    t.teardown(() => server().signal('SIGCONT'));
+    const pending = publisher.publish('pubClosed.a', 'x', { timeoutMs: 10_000 });
+    await delay(50);
+    const started = performance.now();
+    void nc.close();
+    await t.throwsAsync(pending, { name: 'ClosedConnectionError' });
+    t.true(performance.now() - started < 2000);
+  });
+});
