@@ -167,14 +167,11 @@ export class Lifecycle {
 
   /** `cmd.onConnect`'s all-string map: the meta, the hooks' additions, the URLs and the timers. */
   private connectArgs(sub: EventSubscription, request: OpenRequest): Record<string, string> {
-    return {
-      ...sub.info.meta,
-      ...sub.addedConnectArgs,
-      id: sub.id,
-      ...request.urlsFor(sub.id),
+    // Assigned, not spread: see `recordWith`.
+    return Object.assign({}, sub.info.meta, sub.addedConnectArgs, { id: sub.id }, request.urlsFor(sub.id), {
       heartbeatIntervalMs: String(this.core.settings.heartbeatIntervalMs),
       idleTimeoutMs: String(this.core.settings.idleTimeoutMs),
-    };
+    });
   }
 
   /**

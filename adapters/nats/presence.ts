@@ -67,7 +67,7 @@ export class NatsPresence implements PresenceStore {
     return untilWritten(`renewing ${id}`, async () => {
       const found = await this.read(id);
       if (!found || !isLive(found.value)) return false;
-      const renewed = JSON.stringify({ ...found.value, ...leaseOf(found.value.record, ttlMs) });
+      const renewed = JSON.stringify(Object.assign(found.value, leaseOf(found.value.record, ttlMs)));
       return this.bucket().writeIf(recordKey(id), renewed, found.revision);
     });
   }
@@ -112,7 +112,7 @@ export class NatsPresence implements PresenceStore {
   }
 
   private stored(record: string, indexes: readonly string[], ttlMs: number): Stored {
-    return { ...leaseOf(record, ttlMs), indexes: [...indexes] };
+    return Object.assign(leaseOf(record, ttlMs), { indexes: [...indexes] });
   }
 
   /** Moves `id` from the rosters it was in to the ones it is in now. */

@@ -52,7 +52,7 @@ export function jwtAuthenticate(options: JwtOptions): (ctx: Context) => Promise<
     // An authenticated stream without a user id could never be resumed or addressed: the token is of no use here.
     if (!identity.userId) throw new InvalidTokenError('Invalid token: it names no user (sub)');
     ctx.state.jwt = claims;
-    return { ...identity, isAuthenticated: true };
+    return Object.assign({}, identity, { isAuthenticated: true });
   };
 }
 
