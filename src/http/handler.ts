@@ -1,9 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import Koa, { type Context, type Next } from 'koa';
+import Koa, { type Context, type Middleware, type Next } from 'koa';
 import type { ServerEvents } from '../server-events.js';
 import { ignoreClientDisconnects } from './disconnects.js';
 import { serverEventsRoutes } from './middleware.js';
-import type { MiddlewareOptions } from './options.js';
+import { paths, type MiddlewareOptions } from './options.js';
 
 export interface HandlerOptions extends MiddlewareOptions {
   /**
@@ -45,14 +45,72 @@ export function serverEventsHandler(events: ServerEvents, options: HandlerOption
   app.use(takeParsedBody);
   app.use(routes.middleware);
   const run = app.callback();
+  const streamPath = `${options.prefix ?? ''}${paths.stream}`;
+  const streams = new StreamRequests(app, routes.middleware, options.log);
   const handler = (req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void) => {
-    if (routes.handles(pathOf(req.url))) return void run(req, res);
+    const path = pathOf(req.url);
+    if (req.method === 'GET' && path === streamPath) return void streams.open(req, res);
+    if (routes.handles(path)) return void run(req, res);
     if (next) return next();
     res.statusCode = 404;
     res.setHeader('Content-Type', 'application/json; charset=utf-8');
     res.end(JSON.stringify({ responseStatus: { errorCode: 'NotFound', message: `No route for ${pathOf(req.url)}` } }));
   };
   return Object.assign(handler, { handles: (url: string | undefined) => routes.handles(pathOf(url)) });
+}
+
+/** What a stream request that did not become a stream is answered with. */
+interface Answer {
+  status: number;
+  message: string;
+  body: unknown;
+}
+
+/**
+ * Stream requests, run on a Koa context of their own rather than through
+ * Koa's request handling, which keeps the context (and the listeners it
+ * puts on the response) until the response ends: some 3 KB for each stream,
+ * held for hours. Hooks get the same context as on any other route. A
+ * request that does not become a stream (a refusal, an error) is answered
+ * through Koa, with the status, reason and body the route gave it (its
+ * headers are on the response already).
+ */
+class StreamRequests {
+  private readonly answers = new WeakMap<IncomingMessage, Answer>();
+  private readonly answer: (req: IncomingMessage, res: ServerResponse) => unknown;
+
+  constructor(
+    private readonly app: Koa,
+    private readonly route: Middleware,
+    log: ((message: string) => void) | undefined,
+  ) {
+    const answering = new Koa({ proxy: app.proxy });
+    ignoreClientDisconnects(answering, log);
+    answering.use((ctx) => {
+      const answer = this.answers.get(ctx.req)!;
+      ctx.status = answer.status;
+      if (ctx.req.httpVersionMajor < 2 && answer.message) ctx.message = answer.message;
+      ctx.body = answer.body;
+    });
+    this.answer = answering.callback();
+  }
+
+  async open(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const ctx = this.app.createContext(req, res);
+    // As Koa starts every request.
+    res.statusCode = 404;
+    try {
+      await takeParsedBody(ctx, () => this.route(ctx, async () => {}));
+    } catch (error) {
+      // The routes answer their own errors: what escapes them is reported, as Koa would, and answered 500.
+      this.app.emit('error', error, ctx);
+      this.answers.set(req, { status: 500, message: '', body: { responseStatus: { errorCode: 'InternalServerError', message: 'Internal Server Error' } } });
+      return void this.answer(req, res);
+    }
+    if (ctx.respond === false) return;
+    this.answers.set(req, { status: res.statusCode, message: res.statusMessage, body: ctx.body });
+    this.answer(req, res);
+  }
 }
 
 /** The path of a request URL, as Koa's `ctx.path` reads it: up to the query, not decoded. */

@@ -64,12 +64,20 @@ export class ResponseSink implements EventSink {
   private flushedAt = -Infinity;
   private readonly coalescingMs: number;
 
+  private readonly req: Context['req'];
+  private readonly res: ServerResponse;
+  /** Until the stream opens: the request's context is not held for the stream's life (see `open`). */
+  private ctx: Context | undefined;
+
   constructor(
-    private readonly ctx: Context,
+    ctx: Context,
     private readonly maxBuffered: number,
     private readonly onOverflow: (buffered: number) => void,
     coalescingMs = 0,
   ) {
+    this.ctx = ctx;
+    this.req = ctx.req;
+    this.res = ctx.res as ServerResponse;
     this.coalescingMs = Number.isFinite(coalescingMs) && coalescingMs > 0 ? coalescingMs : 0;
     ctx.req.on('close', () => {
       this.gone = true;
@@ -88,7 +96,7 @@ export class ResponseSink implements EventSink {
 
   /** True once the client has gone away (or the stream ended). */
   get clientGone(): boolean {
-    return this.gone || this.ctx.req.destroyed;
+    return this.gone || this.req.destroyed;
   }
 
   /**
@@ -97,11 +105,13 @@ export class ResponseSink implements EventSink {
    * follows within a broker round trip), or after `headerWaitMs` without one.
    */
   open(): void {
-    const { ctx } = this;
+    const { req, res } = this;
     this.opened = true;
     this.openedAt = this.lastWriteAt = Date.now();
-    ctx.respond = false;
-    const socket = ctx.req.socket;
+    this.ctx!.respond = false;
+    // Held no longer: a stream is held for hours, and the context is a few kilobytes with what it refers to.
+    this.ctx = undefined;
+    const socket = req.socket;
     socket.setTimeout(0);
     socket.setNoDelay(true);
     const headers: Record<string, string> = {
@@ -111,11 +121,11 @@ export class ResponseSink implements EventSink {
     };
     // Once a stream ends, its connection goes with it: a client that vanished without closing (it stopped
     // heartbeating, and its lease ran out) must not leave a socket held open for keep-alive. HTTP/2 has no such header.
-    if (ctx.req.httpVersionMajor < 2) headers.Connection = 'close';
-    ctx.res.writeHead(200, headers);
+    if (req.httpVersionMajor < 2) headers.Connection = 'close';
+    res.writeHead(200, headers);
     // Cleared by the first write, which carries the headers.
     this.headerTimer = setTimeout(() => {
-      if (!this.isGone) ctx.res.flushHeaders();
+      if (!this.isGone) res.flushHeaders();
     }, headerWaitMs);
     this.headerTimer.unref();
   }
@@ -132,7 +142,7 @@ export class ResponseSink implements EventSink {
     const chunk = this.pending;
     this.pending = '';
     if (chunk === '' || this.isGone) return;
-    const res = this.ctx.res as ServerResponse;
+    const { res } = this;
     if (this.headerTimer) {
       clearTimeout(this.headerTimer);
       this.headerTimer = undefined;
@@ -151,7 +161,7 @@ export class ResponseSink implements EventSink {
   end(): void {
     this.flush();
     clearTimeout(this.headerTimer);
-    if (!this.isGone) this.ctx.res.end();
+    if (!this.isGone) this.res.end();
   }
 
   /** Calls `listener` once when the client goes away; at once if it has already. */
@@ -161,7 +171,7 @@ export class ResponseSink implements EventSink {
   }
 
   private get isGone(): boolean {
-    const res = this.ctx.res as ServerResponse & { stream?: { destroyed: boolean } };
+    const res = this.res as ServerResponse & { stream?: { destroyed: boolean } };
     // An HTTP/2 response has no `destroyed` of its own: its stream does.
     return res.writableEnded || res.destroyed === true || res.stream?.destroyed === true;
   }

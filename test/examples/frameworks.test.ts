@@ -107,6 +107,39 @@ for (const [name, host] of Object.entries(hosts)) {
     t.is((await request('POST', args.unRegisterUrl!)).status, 404);
   });
 
+  test(`${name}: a stream request that does not become a stream is answered as any route is: status, reason, headers and error body`, async (t) => {
+    const { url } = await start(t, host, {}, {
+      onInit: (ctx) => {
+        if (ctx.query.boom) throw new Error('a hook that fails');
+        if (ctx.query.deny) ctx.throw(403, 'Not on this route');
+      },
+      authenticate: (ctx) => (ctx.query.user ? { userId: String(ctx.query.user) } : undefined),
+      limitToAuthenticatedUsers: true,
+      maxStreams: 1,
+    });
+    const anonymous = await fetch(`${url}/event-stream?channels=home`);
+    t.is(anonymous.status, 401);
+    t.is(anonymous.statusText, 'Auth Required');
+    t.deepEqual(await anonymous.json(), { responseStatus: { errorCode: 'Unauthorized', message: 'Auth Required' } });
+    const denied = await fetch(`${url}/event-stream?channels=home&deny=1&user=7`);
+    t.is(denied.status, 403);
+    t.is(((await denied.json()) as { responseStatus: { message: string } }).responseStatus.message, 'Not on this route');
+    const failed = await fetch(`${url}/event-stream?channels=home&boom=1&user=7`);
+    t.is(failed.status, 500);
+    t.deepEqual(await failed.json(), { responseStatus: { errorCode: 'InternalServerError', message: 'Internal Server Error' } });
+    const badChannel = await fetch(`${url}/event-stream?channels=${'x'.repeat(300)}&user=7`);
+    t.is(badChannel.status, 400);
+    t.is(((await badChannel.json()) as { responseStatus: { errorCode: string } }).responseStatus.errorCode, 'ArgumentException');
+    const stream = await SseStream.open(`${url}/event-stream?channels=home&user=7`);
+    t.teardown(() => stream.close());
+    await stream.connected();
+    t.is(stream.connectArgs.userId, '7', 'and an admitted one is a stream');
+    const full = await fetch(`${url}/event-stream?channels=home&user=8`);
+    t.is(full.status, 503);
+    t.is(full.headers.get('retry-after'), '5', 'with the headers the route set');
+    t.is(((await full.json()) as { responseStatus: { errorCode: string } }).responseStatus.errorCode, 'ServiceUnavailable');
+  });
+
   test(`${name}: channel updates read JSON and form bodies, whoever parsed them`, async (t) => {
     const { url, events, connect } = await start(t, host);
     const stream = await connect('?channels=home');
