@@ -60,8 +60,10 @@ async function runAll(options: BenchOptions, brokers: BrokerUrls, pids: Partial<
   };
   const results: BenchResults = { startedAt: new Date().toISOString(), machine: machine(), options, fanout: {}, burst: {}, hop: {}, capacity: {}, ceiling: {}, scale: {}, storm: {} };
 
+  // A system that differs only in how the routes are mounted is measured where that shows: connection capacity.
+  const measured = chosen.filter((candidate) => !candidate.capacityOnly);
   if (options.scenarios.includes('fanout')) {
-    for (const system of chosen.filter((candidate) => candidate.crossServer)) {
+    for (const system of measured.filter((candidate) => candidate.crossServer)) {
       results.fanout[system.id] = await attempt(() =>
         runLatency(
           system,
@@ -86,7 +88,7 @@ async function runAll(options: BenchOptions, brokers: BrokerUrls, pids: Partial<
     }
   }
   // The clusters are measured where they differ: across servers, next to the single-process brokers.
-  const single = chosen.filter((candidate) => !candidate.clustered);
+  const single = measured.filter((candidate) => !candidate.clustered);
   if (options.scenarios.includes('burst')) {
     for (const system of single.filter((candidate) => candidate.crossServer)) {
       results.burst[system.id] = await attempt(() =>
@@ -131,7 +133,7 @@ async function runAll(options: BenchOptions, brokers: BrokerUrls, pids: Partial<
     }
   }
   if (options.scenarios.includes('capacity')) {
-    for (const system of single) {
+    for (const system of chosen.filter((candidate) => !candidate.clustered)) {
       results.capacity[system.id] = await attempt(() =>
         runCapacity(system, { connections: options.connections, threads: options.threads, brokers, brokerPids: brokerPids(system), housekeepingMs: options.housekeepingMs, prefix: prefix() }, `capacity ${system.label}`),
       );

@@ -5,7 +5,7 @@
 import type { ServerSpec } from './cluster.js';
 import type { ClientKind } from './load/worker.js';
 
-export type SystemId = 'memory' | 'redis' | 'nats' | 'nats-cluster' | 'redis-cluster' | 'floor' | 'koa-floor' | 'socketio';
+export type SystemId = 'memory' | 'redis' | 'redis-http' | 'nats' | 'nats-cluster' | 'redis-cluster' | 'floor' | 'koa-floor' | 'socketio';
 
 /** What a system's messages cross: a broker server, or a cluster of the broker's own. */
 export type BrokerId = 'redis' | 'nats' | 'nats-cluster' | 'redis-cluster';
@@ -17,6 +17,8 @@ export interface System {
   crossServer: boolean;
   /** On a broker cluster: measured in the fan-out across servers only, next to the single-process brokers. */
   clustered?: boolean;
+  /** Measured for connection capacity only: it differs from another system in how the routes are mounted, which shows there. */
+  capacityOnly?: boolean;
   client: ClientKind;
   spec(brokers: BrokerUrls, prefix: string): ServerSpec;
   /** The URL a subscriber connects to on the server at `port`. */
@@ -26,10 +28,12 @@ export interface System {
 /** Where each broker the run started answers ('' when the run needs none). */
 export type BrokerUrls = Record<BrokerId, string>;
 
-const project = (broker: 'memory' | 'redis' | 'nats'): System => ({
-  id: broker,
-  label: `server-events (${broker})`,
+/** server-events on a broker, as Koa middleware, or with `http` on a bare node:http server through `serverEventsHandler`. */
+const project = (broker: 'memory' | 'redis' | 'nats', mount: 'koa' | 'http' = 'koa'): System => ({
+  id: mount === 'http' ? `${broker}-http` as SystemId : broker,
+  label: mount === 'http' ? `server-events (${broker}, on node:http)` : `server-events (${broker})`,
   crossServer: broker !== 'memory',
+  capacityOnly: mount === 'http',
   client: 'sse',
   spec: (brokers, prefix) => ({
     program: 'project',
@@ -39,6 +43,7 @@ const project = (broker: 'memory' | 'redis' | 'nats'): System => ({
       NATS_URL: broker === 'nats' ? brokers.nats : '',
       // Each cluster gets fresh keys and streams, so no run reads another's history.
       BROKER_PREFIX: broker === 'redis' ? `${prefix}:` : prefix,
+      MOUNT: mount,
     },
   }),
   target: (port) => `http://127.0.0.1:${port}/event-stream?channels=bench`,
@@ -69,6 +74,7 @@ const clustered = (id: 'nats-cluster' | 'redis-cluster'): System => ({
 export const systems: Record<SystemId, System> = {
   memory: project('memory'),
   redis: project('redis'),
+  'redis-http': project('redis', 'http'),
   nats: project('nats'),
   'nats-cluster': clustered('nats-cluster'),
   'redis-cluster': clustered('redis-cluster'),

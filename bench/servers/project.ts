@@ -1,6 +1,7 @@
 /**
- * server-events as a benchmark server: the Koa middleware on the broker that
- * BROKER, REDIS_URL or NATS_URL name, exactly as an application mounts it.
+ * server-events as a benchmark server: the Koa middleware (or, with
+ * MOUNT=http, the node:http handler) on the broker that BROKER, REDIS_URL or
+ * NATS_URL name, exactly as an application mounts it.
  * Presence notifications are off because no other system here sends them
  * (PRESENCE=1 turns them on, for the scale scenario), the idle timeout is
  * long because the load generator sends no heartbeats, and the stream limits
@@ -12,8 +13,9 @@
  * run through tsx would be measured with what tsx adds, such as a property
  * defined on every function a request makes, to keep its name.
  */
+import http from 'node:http';
 import Koa from 'koa';
-import { brokerFromEnv, ignoreClientDisconnects, ServerEvents, serverEventsMiddleware } from '../../dist/src/index.js';
+import { brokerFromEnv, ignoreClientDisconnects, ServerEvents, serverEventsHandler, serverEventsMiddleware } from '../../dist/src/index.js';
 import { internalsOf } from '../../dist/src/internals.js';
 import { portOf, serveCommands } from './control.js';
 
@@ -25,10 +27,16 @@ const events = new ServerEvents({
   houseKeepingIntervalMs: Number(process.env.HOUSEKEEPING_MS || 5000),
 });
 await events.start();
-const app = new Koa();
-ignoreClientDisconnects(app);
-app.use(serverEventsMiddleware(events, { maxStreams: Infinity, maxStreamsPerAddress: Infinity }));
-const server = app.listen(0, '127.0.0.1', () => {
+const limits = { maxStreams: Infinity, maxStreamsPerAddress: Infinity };
+// MOUNT=http: on a bare node:http server through serverEventsHandler, as Express, Fastify or plain node apps mount it.
+const server = process.env.MOUNT === 'http' ? http.createServer(serverEventsHandler(events, limits)) : koaServer();
+function koaServer(): http.Server {
+  const app = new Koa();
+  ignoreClientDisconnects(app);
+  app.use(serverEventsMiddleware(events, limits));
+  return http.createServer(app.callback());
+}
+server.listen(0, '127.0.0.1', () => {
   serveCommands(
     portOf(server),
     // ROOMS=N spreads the ticks over N channels, room.0 … room.N-1, by their number (the storm scenario).
