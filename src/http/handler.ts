@@ -108,7 +108,9 @@ class StreamRequests {
       return void this.answer(req, res);
     }
     if (ctx.respond === false) return;
-    this.answers.set(req, { status: res.statusCode, message: res.statusMessage, body: ctx.body });
+    // HTTP/2 has no reason phrase (Node warns when one is read).
+    const message = req.httpVersionMajor < 2 ? res.statusMessage : '';
+    this.answers.set(req, { status: res.statusCode, message, body: ctx.body });
     this.answer(req, res);
   }
 }

@@ -144,7 +144,18 @@ class ExactRoutes {
 
   /** `method` undefined: any method. */
   add(method: string | undefined, path: string, stack: Middleware[]): void {
-    this.routes.set(this.prefix + path, { method, run: compose([this.first, ...stack]) });
+    const routePath = this.prefix + path;
+    const run = compose([this.first, ...stack]);
+    this.routes.set(routePath, {
+      method,
+      // What the router sets on the context for a matched route, which hooks and metrics may read.
+      run: (ctx, next) => {
+        const params = (ctx as { params?: Record<string, string> }).params ?? {};
+        Object.assign(ctx, { params, captures: [], routerPath: routePath, _matchedRoute: routePath });
+        Object.assign(ctx.request, { params });
+        return run(ctx, next);
+      },
+    });
   }
 
   has(path: string): boolean {

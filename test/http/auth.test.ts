@@ -161,3 +161,23 @@ test('limitToAuthenticatedUsers also guards the listings', async (t) => {
   const listed = await request('GET', `${url}/event-subscribers?channels=home`, { headers: { Authorization: `Bearer ${await token({ sub: 'u1' })}` } });
   t.is(listed.status, 200);
 });
+
+test('hooks see the matched route as the router describes it (params, _matchedRoute), whichever way the path is spelled', async (t) => {
+  const seen: Array<{ params: unknown; route: unknown }> = [];
+  const describe = (ctx: { params?: unknown; _matchedRoute?: unknown }) => seen.push({ params: ctx.params, route: ctx._matchedRoute });
+  const { url } = await server(t, {
+    authenticate: (ctx) => {
+      describe(ctx as never);
+      return { userId: 'u-params' };
+    },
+  });
+  const stream = await open(t, `${url}/event-stream?channels=home`);
+  await stream.connected();
+  // Another spelling goes through the router itself: the hooks see the same.
+  const other = await open(t, `${url}/Event-Stream/?channels=home`);
+  await other.connected();
+  t.deepEqual(seen, [
+    { params: {}, route: '/event-stream' },
+    { params: {}, route: '/event-stream' },
+  ]);
+});
