@@ -56,7 +56,11 @@ export interface Broker {
    * Starts receiving payloads for `topics`. Idempotent per topic: the core
    * counts local interest and calls this only when a topic gains its first
    * local listener. Resolves once payloads published afterwards are certain to
-   * be delivered. The core batches topics into one call where it can.
+   * be delivered. On a NATS cluster that holds for publishers on the same
+   * node: another node learns of the interest a moment later (nats-server
+   * passes it along its routes without being asked), so what it relays in
+   * that moment is missed live. The core batches topics into one call where
+   * it can.
    */
   subscribe(topics: readonly string[]): Promise<void>;
 

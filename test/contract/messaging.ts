@@ -12,11 +12,23 @@ export function messagingContract(factory: ClusterFactory): void {
     a!.onMessage((topic, payload) => got.a!.push(`${topic} ${payload}`));
     b!.onMessage((topic, payload) => got.b!.push(`${topic} ${payload}`));
     await Promise.all([a!.subscribe(['t.one']), b!.subscribe(['t.one', 't.two'])]);
+    // On a NATS cluster a subscription reaches the other nodes a moment after it resolves (see Broker.subscribe):
+    // the two connections may be on different nodes. Probes until each topic is seen where it is subscribed.
+    const probed = (topic: string, on: string[]) => on.some((line) => line.startsWith(`${topic} probe`));
+    t.true(
+      await eventually(async () => {
+        await a!.publish('t.one', 'probe');
+        await a!.publish('t.two', 'probe');
+        return probed('t.one', got.a!) && probed('t.one', got.b!) && probed('t.two', got.b!);
+      }, 10_000),
+      'every subscription is reached',
+    );
     for (let i = 0; i < 20; i++) await a!.publish(i % 2 ? 't.two' : 't.one', String(i));
     await a!.publish('t.none', 'nobody listens');
-    t.true(await eventually(() => got.b!.length === 20 && got.a!.length === 10));
-    t.deepEqual(got.b, Array.from({ length: 20 }, (_, i) => `${i % 2 ? 't.two' : 't.one'} ${i}`));
-    t.deepEqual(got.a, Array.from({ length: 10 }, (_, i) => `t.one ${i * 2}`));
+    const events = (on: string[]) => on.filter((line) => !line.endsWith(' probe'));
+    t.true(await eventually(() => events(got.b!).length === 20 && events(got.a!).length === 10));
+    t.deepEqual(events(got.b!), Array.from({ length: 20 }, (_, i) => `${i % 2 ? 't.two' : 't.one'} ${i}`));
+    t.deepEqual(events(got.a!), Array.from({ length: 10 }, (_, i) => `t.one ${i * 2}`));
     await b!.unsubscribe(['t.one']);
     await a!.publish('t.one', 'after');
     await a!.publish('t.two', 'marker');
