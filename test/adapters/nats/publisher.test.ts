@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import test from 'ava';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -6,6 +7,13 @@ import { withBrokerServer } from '../../helpers/broker-servers.js';
 import { delay } from '../../helpers/server.js';
 
 withBrokerServer('nats', (_factory, server) => {
+  /** Freezes the server and waits until it has stopped: a signal reaches a busy process's threads a moment later. */
+  async function freeze(): Promise<void> {
+    server().signal('SIGSTOP');
+    const stopped = () => /^\S+ \(.*\) T/.test(readFileSync(`/proc/${server().pid}/stat`, 'utf8'));
+    for (let i = 0; i < 100 && !stopped(); i++) await delay(10);
+  }
+
   async function streamOn(t: { teardown(fn: () => unknown): void }, name: string): Promise<NatsConnection> {
     const nc = await connect({ servers: server().url });
     t.teardown(() => nc.close());
@@ -48,13 +56,16 @@ withBrokerServer('nats', (_factory, server) => {
     t.timeout(30_000);
     const nc = await streamOn(t, 'pubFrozen');
     const publisher = new JetStreamPublisher(() => nc);
-    server().signal('SIGSTOP');
-    t.teardown(() => server().signal('SIGCONT'));
-    const started = performance.now();
-    await t.throwsAsync(publisher.publish('pubFrozen.a', 'x', { msgID: 'frozen-1', timeoutMs: 300 }), { name: 'TimeoutError' });
-    const waited = performance.now() - started;
-    t.true(waited >= 290 && waited < 1500, `timed out after ${Math.round(waited)} ms`);
-    server().signal('SIGCONT');
+    // Thawed before the test ends, not in a teardown, which may run after the next serial test has begun.
+    await freeze();
+    try {
+      const started = performance.now();
+      await t.throwsAsync(publisher.publish('pubFrozen.a', 'x', { msgID: 'frozen-1', timeoutMs: 300 }), { name: 'TimeoutError' });
+      const waited = performance.now() - started;
+      t.true(waited >= 290 && waited < 1500, `timed out after ${Math.round(waited)} ms`);
+    } finally {
+      server().signal('SIGCONT');
+    }
     await delay(300);
     // The timed-out one may have been stored after all: its repeat, with the same id, is then a duplicate of it.
     const retry = await publisher.publish('pubFrozen.a', 'x', { msgID: 'frozen-1', timeoutMs: 5000 });
@@ -64,13 +75,16 @@ withBrokerServer('nats', (_factory, server) => {
   test.serial('publishes in flight when the connection closes fail at once, and so do those waiting for room', async (t) => {
     const nc = await streamOn(t, 'pubClosed');
     const publisher = new JetStreamPublisher(() => nc, 2);
-    server().signal('SIGSTOP');
-    t.teardown(() => server().signal('SIGCONT'));
-    const outcomes = Array.from({ length: 5 }, (_, i) => publisher.publish('pubClosed.a', `x${i}`, { timeoutMs: 10_000 }).then(() => 'stored', (error: Error) => error.name));
-    await delay(50);
-    const started = performance.now();
-    void nc.close();
-    t.deepEqual(await Promise.all(outcomes), Array(5).fill('ClosedConnectionError'));
-    t.true(performance.now() - started < 2000);
+    await freeze();
+    try {
+      const outcomes = Array.from({ length: 5 }, (_, i) => publisher.publish('pubClosed.a', `x${i}`, { timeoutMs: 10_000 }).then(() => 'stored', (error: Error) => error.name));
+      await delay(50);
+      const started = performance.now();
+      void nc.close();
+      t.deepEqual(await Promise.all(outcomes), Array(5).fill('ClosedConnectionError'));
+      t.true(performance.now() - started < 2000);
+    } finally {
+      server().signal('SIGCONT');
+    }
   });
 });
