@@ -37,12 +37,20 @@ export function parseRedisUrl(url: string): RedisTarget {
 }
 
 /**
- * A new connection to `target`. Commands are pipelined automatically: those
- * issued in one tick go out together, grouped by node on a cluster (a
- * pipeline of one's own could not span slots there).
+ * Publishing commands go out as they are made: the history batches its own
+ * (see `RedisHistory.publish`), and one held back to the end of the turn
+ * would leave Redis idle while this process makes the next, and could
+ * overtake a plain publish made before it.
+ */
+const sentAtOnce = ['publish', 'history_publish', 'publish_beside_history'];
+
+/**
+ * A new connection to `target`. Commands other than publishes are pipelined
+ * automatically: those issued in one tick go out together, grouped by node
+ * on a cluster (a pipeline of one's own could not span slots there).
  */
 export function connectTo(target: RedisTarget, options: RedisOptions): RedisClient {
-  const base: RedisOptions = { ...options, enableAutoPipelining: true };
+  const base: RedisOptions = { ...options, enableAutoPipelining: true, autoPipeliningIgnoredCommands: sentAtOnce };
   if (target.mode === 'single') return new Redis(target.url, base);
   if (target.mode === 'sentinel') {
     return new Redis({ ...base, sentinels: target.sentinels, name: target.name, password: target.password, db: target.db, sentinelRetryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 500) });
@@ -50,6 +58,7 @@ export function connectTo(target: RedisTarget, options: RedisOptions): RedisClie
   const clusterOptions: ClusterOptions = {
     lazyConnect: base.lazyConnect,
     enableAutoPipelining: true,
+    autoPipeliningIgnoredCommands: sentAtOnce,
     maxRedirections: 16,
     clusterRetryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 500),
     redisOptions: { ...base, password: target.password, lazyConnect: undefined, enableAutoPipelining: undefined },

@@ -28,6 +28,26 @@ export function historyContract(factory: ClusterFactory): void {
     t.deepEqual(received, ids.map((id, i) => [event(i + 1), id]), 'in order, with the ids the history gave');
   });
 
+  test(name('publishes made at once, several batches of them, each get an id, in the order made (once-keys aside), and arrive live in the order of the ids'), async (t) => {
+    const { brokers, a } = await open(t);
+    const received: Array<[string, number | undefined]> = [];
+    brokers[1]!.onMessage((_topic, payload, id) => received.push([payload, id]));
+    await brokers[1]!.subscribe(['ch.x', 'ch.y']);
+    const start = await a.head();
+    const count = 150;
+    // Two topics, and now and then a once-key: every kind of batch entry, made in one turn.
+    const ids = await Promise.all(
+      Array.from({ length: count }, (_, i) => a.publish(i % 2 ? 'ch.x' : 'ch.y', event(i), undefined, i % 7 === 0 ? { key: `burst-${start}-${i}`, windowMs: 60_000 } : undefined)),
+    );
+    t.deepEqual([...ids].sort((x, y) => x! - y!), Array.from({ length: count }, (_, i) => start + 1 + i), 'one id each, consecutive');
+    // A once-key may take a step of its own first (NATS), which lets the events made after it overtake it.
+    const plain = ids.filter((_, i) => i % 7 !== 0);
+    t.deepEqual(plain, [...plain].sort((x, y) => x! - y!), 'those without a once-key in the order made');
+    for (let i = 0; i < 200 && received.length < count; i++) await delay(20);
+    const byId = new Map(ids.map((id, i) => [id, event(i)]));
+    t.deepEqual(received, [...byId].sort(([x], [y]) => x! - y!).map(([id, payload]) => [payload, id]), 'live, in the order of the ids, each with its own');
+  });
+
   test(name('a read returns the asked topics after an id, and first and head say what is kept'), async (t) => {
     const { a, b } = await open(t, { maxLength: 5 });
     const start = await a.head();
