@@ -41,6 +41,23 @@ function schedule(sink: ResponseSink, delayMs: number): void {
 }
 
 /**
+ * Node keeps two things a held stream never uses again once its head is
+ * built: the header map that `setHeader` filled (the session cookie, CORS),
+ * a dictionary of `[name, value]` pairs, and the head's text as the tree of
+ * pieces it was joined from. For a stream held for hours that is about
+ * 1.5 KB: the map is dropped (the head is built; headers can no longer be
+ * set) and the text flattened into one string (reading a character does
+ * that). Both are Node's private fields, so either is left alone where it
+ * is not there (HTTP/2, another Node).
+ */
+function releaseHeaderState(res: ServerResponse): void {
+  const state = res as unknown as Record<string | symbol, unknown>;
+  const headerMap = Object.getOwnPropertySymbols(res).find((symbol) => symbol.description === 'kOutHeaders');
+  if (headerMap && typeof state._header === 'string') state[headerMap] = null;
+  if (typeof state._header === 'string') state._header.charCodeAt(0);
+}
+
+/**
  * Where a stream's frames go: an HTTP/1.x or HTTP/2 response. Frames are
  * gathered and written together (see `schedule`), each whole, so one
  * never ends part-way through its lines. It also remembers when it last
@@ -128,6 +145,7 @@ export class ResponseSink implements EventSink {
       res.removeHeader('Transfer-Encoding');
     }
     res.writeHead(200, headers);
+    releaseHeaderState(res);
     // Cleared by the first write, which carries the headers.
     this.headerTimer = setTimeout(() => {
       if (!this.isGone) res.flushHeaders();
