@@ -161,8 +161,7 @@ export class RedisHistory implements EventHistory {
    * runs go to Redis in as few script calls as the batch limits allow, in
    * the order of the calls, each with its own id. A busy server's publishes
    * so share the cost of a call (on Redis and here), and a lone one waits
-   * for nothing. The script calls skip ioredis's automatic pipelining (see
-   * `connectTo`), which would hold each one back to the end of the turn.
+   * for nothing. A call is written at once (see `connectTo`).
    */
   publish(topic: string, payload: string, deliverOn: readonly string[] = [topic], once?: PublishOnce): Promise<number | undefined> {
     this.mayPublish();

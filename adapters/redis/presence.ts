@@ -17,8 +17,8 @@ local live = deadline and tonumber(deadline) > now
  * key, and so one hash slot: the records spread over a Redis Cluster by
  * subscription. Index entries are sets of ids, one per index key (so they
  * spread by channel, user and session), changed after the record script.
- * Commands issued together share a round trip (ioredis's auto-pipelining,
- * per node on a cluster). A record also gets a key expiry an hour past its
+ * Commands issued together are in flight together: one round trip (per
+ * node on a cluster). A record also gets a key expiry an hour past its
  * lease, so one that nobody removes does not stay for ever.
  */
 const scripts = {
