@@ -1,8 +1,7 @@
-import { randomUUID } from 'node:crypto';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { KV, KvEntry } from '@nats-io/kv';
-import { headers, type NatsConnection } from '@nats-io/transport-node';
-import type { JetStreamPublisher } from './publisher.js';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { uniqueId, type JetStreamPublisher } from './publisher.js';
 import { attemptHeader, conflict, storedAttempt, throughElections, type CallBudget, type Conflict } from './kv.js';
 
 /** A key as last written: its value when it holds one, and the revision that a conditional write names. */
@@ -83,12 +82,10 @@ export class Bucket {
 
   /** The key's new revision, or `conflict`. */
   private async conditional(key: string, value: string, revision: number, remove: boolean): Promise<number | Conflict> {
-    const h = headers();
-    if (remove) h.set('KV-Operation', 'DEL');
-    // Tells this write from another writer's with the same message id, should a repeat come back a duplicate.
-    const attempt = randomUUID();
-    h.set(attemptHeader, attempt);
-    h.set('Nats-Expected-Last-Subject-Sequence', String(revision));
+    // The attempt tells this write from another writer's with the same message id, should a repeat come back a duplicate.
+    const attempt = uniqueId();
+    const h: Record<string, string> = { [attemptHeader]: attempt, 'Nats-Expected-Last-Subject-Sequence': String(revision) };
+    if (remove) h['KV-Operation'] = 'DEL';
     let tries = 0;
     try {
       const ack = await throughElections(this.budget, (timeout) => {

@@ -1,10 +1,9 @@
-import { randomBytes, randomUUID } from 'node:crypto';
 import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamManager, type StreamState } from '@nats-io/jetstream';
 import { attemptHeader, storedAttempt, throughElections, type CallBudget } from './kv.js';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
 import type { EventHistory, HistoryEntry, HistoryRead, HistoryRetention, PublishOnce } from '../../src/broker.js';
 import type { NatsKeys } from './keys.js';
-import type { JetStreamPublisher } from './publisher.js';
+import { uniqueId, type JetStreamPublisher } from './publisher.js';
 
 /** Marks a message republished by a publisher rather than by the stream (see `NatsHistory.publish`). */
 export const lateHeader = 'Se-Late';
@@ -28,18 +27,6 @@ function readOf(range: FetchedRange, afterId: number, topics: ReadonlySet<string
   const { first, head } = range;
   if (afterId >= head || afterId + 1 < first) return { entries: [], first, head };
   return { entries: range.entries.filter((entry) => entry.id > afterId && topics.has(entry.topic)), first, head };
-}
-
-/**
- * Message ids for JetStream's duplicate check, unique to each publish: a
- * random prefix per process (72 bits) and a counter. A third of a UUID's
- * length, made without drawing random bytes each time: the stream stores
- * and compares one for every event of the cluster.
- */
-const messageIds = { prefix: randomBytes(9).toString('base64url'), count: 0 };
-
-function nextMessageId(): string {
-  return messageIds.prefix + (messageIds.count++).toString(36);
 }
 
 function onceKey(once: PublishOnce): string {
@@ -119,10 +106,9 @@ export class NatsHistory implements EventHistory {
     // repeat of an attempt that was stored after all a duplicate, answered with the first's sequence.
     // With `once` the id is the key's, so JetStream itself drops a repeat from anyone within its window,
     // and the attempt header tells this call's own earlier tries from another publisher's event.
-    const msgID = once ? onceKey(once) : nextMessageId();
-    const attempt = once && randomUUID();
-    const marks = attempt ? headers() : undefined;
-    if (attempt) marks!.set(attemptHeader, attempt);
+    const msgID = once ? onceKey(once) : uniqueId();
+    const attempt = once && uniqueId();
+    const marks = attempt ? { [attemptHeader]: attempt } : undefined;
     let tries = 0;
     const ack = await throughElections(this.budget, (timeout) => {
       tries++;

@@ -44,11 +44,21 @@ withBrokerServer('nats', (_factory, server) => {
     const nc = await streamOn(t, 'pubErrors');
     const publisher = new JetStreamPublisher(() => nc);
     await t.throwsAsync(publisher.publish('nostream.here', 'x', { timeoutMs: 2000 }), { message: /jetstream is not enabled/ });
-    const { headers } = await import('@nats-io/transport-node');
-    const expect = headers();
-    expect.set('Nats-Expected-Last-Subject-Sequence', '5');
-    await t.throwsAsync(publisher.publish('pubErrors.k', 'x', { timeoutMs: 2000, headers: expect }), { message: /wrong last sequence/ });
+    await t.throwsAsync(publisher.publish('pubErrors.k', 'x', { timeoutMs: 2000, headers: { 'Nats-Expected-Last-Subject-Sequence': '5' } }), { message: /wrong last sequence/ });
     t.is((await publisher.publish('pubErrors.k', 'y', { timeoutMs: 2000 })).seq, 1, 'the refused one was not stored');
+  });
+
+  test('headers are stored as given, beside the message id; one holding a line break is refused before anything is sent', async (t) => {
+    const nc = await streamOn(t, 'pubHeaders');
+    const publisher = new JetStreamPublisher(() => nc);
+    const ack = await publisher.publish('pubHeaders.k', 'x', { timeoutMs: 2000, msgID: 'm-1', headers: { 'Se-Attempt': 'a b:c', 'Nats-Expected-Last-Subject-Sequence': '0' } });
+    const stored = await (await jetstreamManager(nc)).streams.getMessage('pubHeaders', { seq: ack.seq });
+    t.is(stored!.header.get('Se-Attempt'), 'a b:c');
+    t.is(stored!.header.get('Nats-Msg-Id'), 'm-1');
+    t.is(stored!.string(), 'x');
+    t.true((await publisher.publish('pubHeaders.k', 'x', { timeoutMs: 2000, msgID: 'm-1' })).duplicate, 'the id is the one JetStream checks');
+    await t.throwsAsync(publisher.publish('pubHeaders.k', 'x', { timeoutMs: 2000, headers: { 'Se-Attempt': 'a\r\nNats-Msg-Id: forged' } }), { message: /line break/ });
+    t.is((await jetstreamManager(nc).then((m) => m.streams.info('pubHeaders'))).state.messages, 1, 'nothing more was stored');
   });
 
   // Serial: they freeze the one server every test here shares.
