@@ -1,4 +1,4 @@
-import type { RedisClient } from './connection.js';
+import { writeNow, type RedisClient } from './connection.js';
 import type { EventHistory, HistoryRead, HistoryRetention, PublishOnce } from '../../src/broker.js';
 
 /**
@@ -161,7 +161,8 @@ export class RedisHistory implements EventHistory {
    * runs go to Redis in as few script calls as the batch limits allow, in
    * the order of the calls, each with its own id. A busy server's publishes
    * so share the cost of a call (on Redis and here), and a lone one waits
-   * for nothing. A call is written at once (see `connectTo`).
+   * for nothing. A batch is written at once (`writeNow`), not at the end of
+   * the turn with the other commands of the moment.
    */
   publish(topic: string, payload: string, deliverOn: readonly string[] = [topic], once?: PublishOnce): Promise<number | undefined> {
     this.mayPublish();
@@ -187,7 +188,9 @@ export class RedisHistory implements EventHistory {
       this.mayPublish();
       const args: unknown[] = [Date.now(), this.retention.maxLength, batch.length];
       for (const { topic, payload, channels, once } of batch) args.push(topic, payload, once?.key ?? '', once?.windowMs ?? 0, channels.length, ...channels);
-      const [first, flags] = (await this.script('history_publish')(...this.keys, ...args)) as unknown as [string, string];
+      const reply = this.script('history_publish')(...this.keys, ...args);
+      writeNow(this.redis);
+      const [first, flags] = (await reply) as unknown as [string, string];
       let next = Number(first);
       batch.forEach((event, i) => event.resolve(flags[i] === '1' ? next++ : undefined));
     } catch (error) {
