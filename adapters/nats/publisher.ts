@@ -85,6 +85,9 @@ export class JetStreamPublisher {
   ) {}
 
   async publish(subject: string, payload: string, options: PublishOptions): Promise<PublishAck> {
+    // Built before it waits for a place: a block refused here must not take one it would never give back.
+    const fields = options.msgID === undefined ? options.headers : { ...options.headers, 'Nats-Msg-Id': options.msgID };
+    const marks = fields && headerBlock(fields);
     while (this.pending.size >= this.window) await new Promise<void>((resolve) => this.waiting.push(resolve));
     let connection: NatsConnection;
     let inbox: string;
@@ -96,8 +99,6 @@ export class JetStreamPublisher {
       this.waiting.shift()?.();
       throw error;
     }
-    const fields = options.msgID === undefined ? options.headers : { ...options.headers, 'Nats-Msg-Id': options.msgID };
-    const marks = fields && headerBlock(fields);
     const token = this.nextToken++;
     return new Promise<PublishAck>((resolve, reject) => {
       this.pending.set(token, { resolve, reject, deadline: performance.now() + options.timeoutMs });

@@ -59,6 +59,16 @@ withBrokerServer('nats', (_factory, server) => {
     t.true((await publisher.publish('pubHeaders.k', 'x', { timeoutMs: 2000, msgID: 'm-1' })).duplicate, 'the id is the one JetStream checks');
     await t.throwsAsync(publisher.publish('pubHeaders.k', 'x', { timeoutMs: 2000, headers: { 'Se-Attempt': 'a\r\nNats-Msg-Id: forged' } }), { message: /line break/ });
     t.is((await jetstreamManager(nc).then((m) => m.streams.info('pubHeaders'))).state.messages, 1, 'nothing more was stored');
+    // With a window of one, a refused publish queued behind another takes no place: the one after it still goes.
+    const narrow = new JetStreamPublisher(() => nc, 1);
+    const [first, refused, next] = await Promise.allSettled([
+      narrow.publish('pubHeaders.k', 'a', { timeoutMs: 2000 }),
+      narrow.publish('pubHeaders.k', 'b', { timeoutMs: 2000, headers: { 'Se-Attempt': 'x\ny' } }),
+      narrow.publish('pubHeaders.k', 'c', { timeoutMs: 2000 }),
+    ]);
+    t.is(first.status, 'fulfilled');
+    t.is(refused.status, 'rejected');
+    t.is(next.status, 'fulfilled', 'not left waiting for a place');
   });
 
   // Serial: they freeze the one server every test here shares.
