@@ -98,8 +98,17 @@ browserTest('ServiceStack\'s style of Chat page (jQuery $.post forms, ss-utils.j
   await c.page.waitForSelector('.msg:has-text("and now for everyone")');
   t.is(await c.page.locator('text=just between us').count(), 0);
 
+  // ss-utils reopens a closed stream at its next heartbeat (500 ms here), so the close itself is what is watched for.
+  await c.page.evaluate(() => {
+    const stream = $.ss.eventSource;
+    const close = stream.close.bind(stream);
+    stream.close = () => {
+      (window as unknown as { streamClosed: boolean }).streamClosed = true;
+      close();
+    };
+  });
   await say(`@${c.name} /cmd.stopListening`);
-  await c.page.waitForFunction(() => $.ss.eventSource.readyState === 2);
+  await c.page.waitForFunction(() => (window as unknown as { streamClosed?: boolean }).streamClosed === true);
   await b.page.screenshot({ path: screenshotPath('servicestack-chat-page') });
 
   // History on reload: the public messages, not the private one.
