@@ -33,17 +33,25 @@ export function uniqueId(): string {
  * map of arrays and checks every name it is given against all the others,
  * which made up an eighth of what registering a stream allocated (three
  * headers per key/value write). The block is the NATS header format:
- * `NATS/1.0`, then a `Name: value` line each, then a blank line.
+ * `NATS/1.0`, then a `Name: value` line each (the message id last, as
+ * `Nats-Msg-Id`), then a blank line; no block when there is nothing to send.
  */
-function headerBlock(fields: Record<string, string>): MsgHdrs {
+function headerBlock(fields: Record<string, string> | undefined, msgID: string | undefined): MsgHdrs | undefined {
+  if (fields === undefined && msgID === undefined) return undefined;
   let text = 'NATS/1.0\r\n';
-  for (const name in fields) {
-    const value = fields[name]!;
-    if (/[\r\n:]/.test(name) || /[\r\n]/.test(value)) throw new Error(`a NATS header cannot hold a line break (${JSON.stringify(name)})`);
-    text += `${name}: ${value}\r\n`;
-  }
-  const encoded = new TextEncoder().encode(`${text}\r\n`);
+  for (const name in fields) text += headerLine(name, fields[name]!);
+  if (msgID !== undefined) text += headerLine('Nats-Msg-Id', msgID);
+  const encoded = utf8.encode(`${text}\r\n`);
   return { encode: () => encoded } as unknown as MsgHdrs;
+}
+
+const utf8 = new TextEncoder();
+const notInName = /[\r\n:]/;
+const notInValue = /[\r\n]/;
+
+function headerLine(name: string, value: string): string {
+  if (notInName.test(name) || notInValue.test(value)) throw new Error(`a NATS header cannot hold a line break (${JSON.stringify(name)})`);
+  return `${name}: ${value}\r\n`;
 }
 
 interface Pending {
@@ -86,8 +94,7 @@ export class JetStreamPublisher {
 
   async publish(subject: string, payload: string, options: PublishOptions): Promise<PublishAck> {
     // Built before it waits for a place: a block refused here must not take one it would never give back.
-    const fields = options.msgID === undefined ? options.headers : { ...options.headers, 'Nats-Msg-Id': options.msgID };
-    const marks = fields && headerBlock(fields);
+    const marks = headerBlock(options.headers, options.msgID);
     while (this.pending.size >= this.window) await new Promise<void>((resolve) => this.waiting.push(resolve));
     let connection: NatsConnection;
     let inbox: string;

@@ -63,8 +63,8 @@ export function connectTo(target: RedisTarget, options: RedisOptions): RedisClie
   return cluster;
 }
 
-/** The connections whose socket `gatherWrites` holds corked, until the end of this turn. */
-const corked = new Set<Redis>();
+/** The connections `gatherWrites` holds corked until the end of this turn, with the socket it corked. */
+const corked = new Map<Redis, Redis['stream']>();
 
 /**
  * Holds a connection's writes back until the end of the turn (`cork`, then
@@ -80,11 +80,9 @@ function gatherWrites(redis: Redis): void {
   redis.sendCommand = function (this: Redis, ...args: Parameters<Redis['sendCommand']>) {
     const socket = this.status === 'ready' ? this.stream : undefined;
     if (socket && !corked.has(this)) {
-      corked.add(this);
+      corked.set(this, socket);
       socket.cork();
-      process.nextTick(() => {
-        if (corked.delete(this)) socket.uncork();
-      });
+      process.nextTick(() => uncork(this));
     }
     return send.apply(this, args);
   };
@@ -95,7 +93,13 @@ function gatherWrites(redis: Redis): void {
  * publishes, so that Redis runs one while this process makes the next.
  */
 export function writeNow(client: RedisClient): void {
-  for (const redis of client instanceof Cluster ? client.nodes('master') : [client]) {
-    if (corked.delete(redis)) redis.stream.uncork();
-  }
+  for (const redis of client instanceof Cluster ? client.nodes('master') : [client]) uncork(redis);
+}
+
+/** Lets out what `redis`'s socket holds, if `gatherWrites` still holds it (once: by the tick's end or by `writeNow`). */
+function uncork(redis: Redis): void {
+  const socket = corked.get(redis);
+  if (!socket) return;
+  corked.delete(redis);
+  socket.uncork();
 }
