@@ -7,7 +7,7 @@ import type { SystemId } from './systems.js';
 
 export const scenarioIds = ['fanout', 'burst', 'hop', 'capacity', 'ceiling', 'scale', 'storm'] as const;
 export type ScenarioId = (typeof scenarioIds)[number];
-const systemIds: SystemId[] = ['memory', 'redis', 'redis-http', 'nats', 'nats-cluster', 'redis-cluster', 'floor', 'koa-floor', 'socketio'];
+const systemIds: SystemId[] = ['memory', 'memory-http', 'redis', 'redis-http', 'nats', 'nats-http', 'nats-cluster', 'redis-cluster', 'floor', 'koa-floor', 'socketio'];
 
 export interface BenchOptions {
   scenarios: ScenarioId[];
@@ -61,8 +61,8 @@ Scenarios (--scenarios, default all):
             (Redis and NATS)
 
 Flags (default):
-  --systems LIST           memory,redis,redis-http,nats,nats-cluster,redis-cluster,floor,koa-floor,socketio
-                           (redis-http: server-events on bare node:http, in the capacity scenario only)
+  --systems LIST           memory,memory-http,redis,redis-http,nats,nats-http,nats-cluster,redis-cluster,floor,koa-floor,socketio
+                           (*-http: server-events on bare node:http, in the capacity scenario only)
   --servers K              3     app servers in the fan-out
   --subscribers N          1500  SSE (or socket.io) subscribers
   --rate R                 20    messages per second in the measured window

@@ -5,7 +5,7 @@
 import type { ServerSpec } from './cluster.js';
 import type { ClientKind } from './load/worker.js';
 
-export type SystemId = 'memory' | 'redis' | 'redis-http' | 'nats' | 'nats-cluster' | 'redis-cluster' | 'floor' | 'koa-floor' | 'socketio';
+export type SystemId = 'memory' | 'memory-http' | 'redis' | 'redis-http' | 'nats' | 'nats-http' | 'nats-cluster' | 'redis-cluster' | 'floor' | 'koa-floor' | 'socketio';
 
 /** What a system's messages cross: a broker server, or a cluster of the broker's own. */
 export type BrokerId = 'redis' | 'nats' | 'nats-cluster' | 'redis-cluster';
@@ -73,9 +73,11 @@ const clustered = (id: 'nats-cluster' | 'redis-cluster'): System => ({
 
 export const systems: Record<SystemId, System> = {
   memory: project('memory'),
+  'memory-http': project('memory', 'http'),
   redis: project('redis'),
   'redis-http': project('redis', 'http'),
   nats: project('nats'),
+  'nats-http': project('nats', 'http'),
   'nats-cluster': clustered('nats-cluster'),
   'redis-cluster': clustered('redis-cluster'),
   floor: {
@@ -107,5 +109,6 @@ export const systems: Record<SystemId, System> = {
 /** Which broker a system's messages cross, for its CPU time. */
 export function brokerOf(id: SystemId): BrokerId | undefined {
   if (id === 'nats' || id === 'nats-cluster' || id === 'redis-cluster') return id;
-  return id === 'memory' ? undefined : 'redis';
+  if (id === 'nats-http') return 'nats';
+  return id === 'memory' || id === 'memory-http' ? undefined : 'redis';
 }

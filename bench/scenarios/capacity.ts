@@ -3,11 +3,19 @@
  * costs the server in memory (RSS and V8 heap, both after a full collection),
  * how fast the server accepts them, and how many broker subscriptions they
  * hold.
+ *
+ * The memory per connection is what the second half of the connections
+ * added, measured between the halves and after: what one more connection
+ * costs a server that already holds thousands. From an empty server the
+ * figure would also hold what grows once and then stays, above all V8's
+ * young generation, which doubles (16 MiB more) at some point in the first
+ * thousands of connections or before them, as V8's sizing sees fit: a
+ * difference of 1.6 KiB per connection between two runs of one system.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { Cluster } from '../cluster.js';
-import { coresUsed, ownCpuSeconds, totalCpuSeconds } from '../cpu.js';
+import { ownCpuSeconds, totalCpuSeconds } from '../cpu.js';
 import { LoadGenerator } from '../load/generator.js';
 import { progress } from '../progress.js';
 import { brokerOf, type BrokerUrls, type System } from '../systems.js';
@@ -16,7 +24,7 @@ export interface CapacityRun {
   connections: number;
   connectSeconds: number;
   connectsPerSecond: number;
-  /** Bytes per connection. */
+  /** Bytes per connection: what the second half of the connections added, over their number. */
   rssPerConnection: number;
   heapPerConnection: number;
   /** Server RSS with every connection open, in bytes. */
@@ -47,40 +55,58 @@ export interface CapacitySettings {
 export async function runCapacity(system: System, settings: CapacitySettings, phase: string): Promise<CapacityRun> {
   const spec = system.spec(settings.brokers, settings.prefix);
   const cluster = await Cluster.start({ ...spec, env: { ...spec.env, HOUSEKEEPING_MS: String(settings.housekeepingMs) } }, 1);
-  const load = new LoadGenerator(system.client, Array(settings.connections).fill(system.target(cluster.ports[0]!)), settings.threads, 128);
+  // Two halves: memory is measured between them and after, and what a connection costs is what the second half added.
+  const firstHalf = Math.floor(settings.connections / 2);
+  const target = system.target(cluster.ports[0]!);
+  const halves = [firstHalf, settings.connections - firstHalf].map((count) => new LoadGenerator(system.client, Array(count).fill(target), settings.threads, 128));
   try {
-    await load.ready();
-    const before = await cluster.ask<'memory'>(0, { type: 'memory' });
+    await Promise.all(halves.map((half) => half.ready()));
     const broker = () => (settings.brokerPids.length > 0 ? totalCpuSeconds(settings.brokerPids) : undefined);
+    let connectSeconds = 0;
+    const connectHalf = async (half: LoadGenerator, offset: number) => {
+      const started = performance.now();
+      await half.connect((connected) => progress(phase, `${offset + connected}/${settings.connections} connected`));
+      connectSeconds += (performance.now() - started) / 1000;
+    };
     const cpuBefore = { generator: ownCpuSeconds(), servers: totalCpuSeconds(cluster.pids), broker: broker() };
-    const started = performance.now();
-    await load.connect((connected) => progress(phase, `${connected}/${settings.connections} connected`));
-    const connectSeconds = (performance.now() - started) / 1000;
-    const cpuAfter = { generator: ownCpuSeconds(), servers: totalCpuSeconds(cluster.pids), broker: broker() };
+    await connectHalf(halves[0]!, 0);
+    const cpuHalf = { generator: ownCpuSeconds(), servers: totalCpuSeconds(cluster.pids), broker: broker() };
+    progress(phase, 'measuring memory');
+    const middle = await cluster.ask<'memory'>(0, { type: 'memory' });
+    const cpuResumed = { generator: ownCpuSeconds(), servers: totalCpuSeconds(cluster.pids), broker: broker() };
+    await connectHalf(halves[1]!, firstHalf);
+    const cpuEnd = { generator: ownCpuSeconds(), servers: totalCpuSeconds(cluster.pids), broker: broker() };
+    // The CPU of the connects alone: the pause to measure memory between the halves is left out.
+    const spent = (pick: (cpu: typeof cpuEnd) => number | undefined) => {
+      const [a, b, c, d] = [cpuBefore, cpuHalf, cpuResumed, cpuEnd].map(pick);
+      return a === undefined || b === undefined || c === undefined || d === undefined ? undefined : b - a + (d - c);
+    };
     progress(phase, 'measuring memory');
     const after = await cluster.ask<'memory'>(0, { type: 'memory' });
+    const secondHalf = settings.connections - firstHalf;
     const subscriptions = await brokerSubscriptions(system, settings.brokers, cluster);
     // Registrations and heartbeats are server-events' own: only its servers are measured for them.
     const brokerCpuUs =
       spec.program === 'project'
-        ? await brokerCosts(cluster, broker, settings.connections, connectSeconds, cpuBefore.broker, cpuAfter.broker, settings.housekeepingMs + 1000, phase)
+        ? await brokerCosts(cluster, broker, settings.connections, connectSeconds, spent((cpu) => cpu.broker), settings.housekeepingMs + 1000, phase)
         : undefined;
+    const servers = spent((cpu) => cpu.servers);
     return {
       connections: settings.connections,
       connectSeconds,
       connectsPerSecond: Math.round(settings.connections / connectSeconds),
-      rssPerConnection: Math.round((after.rss - before.rss) / settings.connections),
-      heapPerConnection: Math.round((after.heapUsed - before.heapUsed) / settings.connections),
+      rssPerConnection: Math.round((after.rss - middle.rss) / secondHalf),
+      heapPerConnection: Math.round((after.heapUsed - middle.heapUsed) / secondHalf),
       rss: after.rss,
       brokerSubscriptionsPerConnection: subscriptions === undefined ? undefined : subscriptions / settings.connections,
       cpu: {
-        generator: (cpuAfter.generator - cpuBefore.generator) / connectSeconds,
-        servers: coresUsed(cpuBefore.servers, cpuAfter.servers, connectSeconds),
+        generator: spent((cpu) => cpu.generator)! / connectSeconds,
+        servers: servers === undefined ? undefined : servers / connectSeconds,
       },
       brokerCpuUs,
     };
   } finally {
-    await load.close();
+    await Promise.all(halves.map((half) => half.close()));
     await cluster.stop();
   }
 }
@@ -96,18 +122,18 @@ async function brokerCosts(
   broker: () => number | undefined,
   connections: number,
   connectSeconds: number,
-  beforeConnect: number | undefined,
-  afterConnect: number | undefined,
+  /** The broker's CPU seconds over the connects. */
+  connectCpu: number | undefined,
   /** Long enough to hold one housekeeping run. */
   heartbeatWindowMs: number,
   phase: string,
 ): Promise<CapacityRun['brokerCpuUs']> {
-  if (beforeConnect === undefined || afterConnect === undefined) return undefined;
+  if (connectCpu === undefined) return undefined;
   progress(phase, 'measuring the broker idle');
   const idleFrom = broker()!;
   await sleep(heartbeatWindowMs);
   const idlePerSecond = (broker()! - idleFrom) / (heartbeatWindowMs / 1000);
-  const registration = (((afterConnect - beforeConnect) - idlePerSecond * connectSeconds) * 1e6) / connections;
+  const registration = ((connectCpu - idlePerSecond * connectSeconds) * 1e6) / connections;
   progress(phase, 'one heartbeat per stream');
   const busyFrom = broker()!;
   const pulsed = await cluster.ask<'pulse'>(0, { type: 'pulse' });

@@ -19,7 +19,7 @@ test('npm run bench refuses bad flags in one line with exit 2', async (t) => {
   t.is(rate.stderr, 'bench: --rate must be a number of at least 0.1, not "fast" (see --help)');
   const system = await bench(['--systems', 'redis,kafka']);
   t.is(system.status, 2);
-  t.is(system.stderr, 'bench: --systems: unknown "kafka" (one of memory, redis, redis-http, nats, nats-cluster, redis-cluster, floor, koa-floor, socketio) (see --help)');
+  t.is(system.stderr, 'bench: --systems: unknown "kafka" (one of memory, memory-http, redis, redis-http, nats, nats-http, nats-cluster, redis-cluster, floor, koa-floor, socketio) (see --help)');
   const unknown = await bench(['--nope']);
   t.is(unknown.status, 2);
   t.is(unknown.stderr.split('\n').length, 1);
@@ -62,7 +62,7 @@ small('a small run measures every system in every scenario, loses nothing, and w
   const results = JSON.parse(readFileSync(join(out, json!), 'utf8')) as BenchResults;
   t.deepEqual(Object.keys(results.fanout).sort(), ['floor', 'koa-floor', 'nats', 'nats-cluster', 'redis', 'redis-cluster', 'socketio']);
   t.deepEqual(Object.keys(results.hop).sort(), ['floor', 'koa-floor', 'memory', 'nats', 'redis', 'socketio']);
-  t.deepEqual(Object.keys(results.capacity).sort(), ['floor', 'koa-floor', 'memory', 'nats', 'redis', 'redis-http', 'socketio'], 'the node:http mount is measured for capacity only');
+  t.deepEqual(Object.keys(results.capacity).sort(), ['floor', 'koa-floor', 'memory', 'memory-http', 'nats', 'nats-http', 'redis', 'redis-http', 'socketio'], 'the node:http mounts are measured for capacity only');
   for (const [scenario, runs] of [['fanout', results.fanout], ['hop', results.hop]] as const) {
     for (const [system, outcome] of Object.entries(runs)) {
       if (!outcome.ok) return t.fail(`${scenario} ${system}: ${outcome.error}`);
