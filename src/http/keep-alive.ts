@@ -40,8 +40,8 @@ export class KeepAlive {
   /** Keeps `sub`'s stream alive until it closes; `0` as the interval turns keep-alives off. */
   add(sub: EventSubscription, sink: ResponseSink): void {
     if (!(this.intervalMs > 0)) return;
+    // Taken out again by the first tick after it closed: a listener of its own would be a closure held per stream.
     this.streams.set(sub, sink);
-    sink.onClose(() => this.remove(sub));
     if (!this.timer) {
       // A quarter of the interval: a keep-alive goes out between 1 and 1.25 intervals of silence.
       this.timer = setInterval(() => this.tick(), Math.max(10, Math.floor(this.intervalMs / 4)));
@@ -49,20 +49,20 @@ export class KeepAlive {
     }
   }
 
-  private remove(sub: EventSubscription): void {
-    this.streams.delete(sub);
-    if (this.streams.size === 0 && this.timer) {
-      clearInterval(this.timer);
-      this.timer = undefined;
-    }
-  }
-
   private tick(): void {
     const now = Date.now();
     for (const [sub, sink] of this.streams) {
+      if (sink.clientGone) {
+        this.streams.delete(sub);
+        continue;
+      }
       if (now - sink.lastWriteAt < this.intervalMs || sub.isClosed) continue;
       if (sub.heartbeats > 0) sub.send('cmd.onHeartbeat', sub.metaJson);
       else if (now - sink.openedAt >= sub.heartbeatIntervalMs + this.intervalMs) sink.write(':\n\n');
+    }
+    if (this.streams.size === 0 && this.timer) {
+      clearInterval(this.timer);
+      this.timer = undefined;
     }
   }
 }

@@ -13,7 +13,7 @@ import { KeepAlive } from './keep-alive.js';
 import { limitQueryLength, StreamLimits } from './limits.js';
 import { httpDefaults, paths, type MiddlewareOptions } from './options.js';
 import { PublishRoute } from './publish.js';
-import { openEventStream } from './stream.js';
+import { openEventStream, streamOwner } from './stream.js';
 import { SubscriberRoutes } from './subscriber-routes.js';
 
 /** The methods the routes answer, as an `OPTIONS` request is told. */
@@ -55,10 +55,8 @@ export function serverEventsRoutes(events: ServerEvents, options: MiddlewareOpti
   const routes = new SubscriberRoutes(events, options);
   const bodyLimit = options.bodyLimit ?? httpDefaults.bodyLimit;
   const body = bodyParser({ enableTypes: ['json', 'form', 'text'], jsonLimit: bodyLimit, formLimit: bodyLimit, textLimit: bodyLimit });
-  const streams = {
-    limits: new StreamLimits(options.maxStreams ?? httpDefaults.maxStreams, options.maxStreamsPerAddress ?? httpDefaults.maxStreamsPerAddress),
-    keepAlive: new KeepAlive(options.keepAliveIntervalMs ?? httpDefaults.keepAliveIntervalMs),
-  };
+  const limits = new StreamLimits(options.maxStreams ?? httpDefaults.maxStreams, options.maxStreamsPerAddress ?? httpDefaults.maxStreamsPerAddress);
+  const streams = { limits, keepAlive: new KeepAlive(options.keepAliveIntervalMs ?? httpDefaults.keepAliveIntervalMs), owner: streamOwner(events, limits) };
   const limitQuery = limitQueryLength(options.maxQueryLength ?? httpDefaults.maxQueryLength);
   router.use(limitQuery);
   const errors = answerErrors(events);

@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { Context } from 'koa';
-import type { EventSink } from '../subscription.js';
+import type { EventSink, EventSubscription } from '../subscription.js';
 
 /** How long the headers of a new stream may wait for its first frame, so that both leave in one write. */
 const headerWaitMs = 50;
@@ -63,11 +63,27 @@ function flattenHead(res: ServerResponse): void {
  * It listens for the client going away once, for everyone who asks: a
  * stream is held for hours, and each listener is memory it holds.
  */
+/**
+ * What a stream tells the middleware that opened it: one object for all of
+ * its streams, so that a stream held for hours holds no closures of its
+ * own for this (each is a function and a scope, some 100 bytes).
+ */
+export interface SinkOwner {
+  /** The client stopped reading: `buffered` bytes wait for it, and the stream is dropped. */
+  overflowed(sink: ResponseSink, buffered: number): void;
+  /** The client went away, or the stream ended (once). */
+  closed(sink: ResponseSink): void;
+}
+
 export class ResponseSink implements EventSink {
   /** When the stream opened (Unix ms). */
   openedAt = Date.now();
   /** When anything was last written (Unix ms). */
   lastWriteAt = this.openedAt;
+  /** The subscription streamed here, once it has one. */
+  subscription: EventSubscription | undefined;
+  /** Whether this stream still holds a place among its address's streams (see `StreamLimits`). */
+  holdsPlace = true;
   private opened = false;
   private gone = false;
   private headerTimer: NodeJS.Timeout | undefined;
@@ -85,8 +101,10 @@ export class ResponseSink implements EventSink {
 
   constructor(
     ctx: Context,
+    /** The client's address, as the limits count it. */
+    readonly address: string,
+    private readonly owner: SinkOwner,
     private readonly maxBuffered: number,
-    private readonly onOverflow: (buffered: number) => void,
     coalescingMs = 0,
   ) {
     this.ctx = ctx;
@@ -97,6 +115,7 @@ export class ResponseSink implements EventSink {
       this.gone = true;
       this.pending = '';
       clearTimeout(this.headerTimer);
+      this.owner.closed(this);
       const listeners = this.closeListeners ?? [];
       this.closeListeners = undefined;
       for (const listener of listeners) listener();
@@ -125,6 +144,8 @@ export class ResponseSink implements EventSink {
     this.ctx!.respond = false;
     // Held no longer: a stream is held for hours, and the context is a few kilobytes with what it refers to.
     this.ctx = undefined;
+    // Routing left the parsed URL on the request (parseurl's cache, some 0.3 KB); it is parsed again if asked for.
+    if ('_parsedUrl' in req) (req as { _parsedUrl?: unknown })._parsedUrl = undefined;
     const socket = req.socket;
     socket.setTimeout(0);
     socket.setNoDelay(true);
@@ -173,7 +194,7 @@ export class ResponseSink implements EventSink {
     // Node buffers whatever the socket (or the HTTP/2 stream's window) cannot take yet: the measure of a stalled reader.
     const buffered = res.writableLength;
     if (buffered > this.maxBuffered) {
-      this.onOverflow(buffered);
+      this.owner.overflowed(this, buffered);
       res.destroy();
     }
   }

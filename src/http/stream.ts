@@ -4,19 +4,37 @@ import { identityProblem, isAuthenticated } from '../identity.js';
 import { internalsOf } from '../internals.js';
 import { channelNameProblem, splitList, UNKNOWN_CHANNEL } from '../protocol.js';
 import type { ServerEvents } from '../server-events.js';
-import type { EventSubscription } from '../subscription.js';
 import { channelUserOf, firstForbiddenChannel } from './authorization.js';
 import { sendError } from './errors.js';
 import type { KeepAlive } from './keep-alive.js';
 import type { StreamLimits } from './limits.js';
 import { httpDefaults, paths, type MiddlewareOptions } from './options.js';
-import { ResponseSink } from './response-sink.js';
+import { ResponseSink, type SinkOwner } from './response-sink.js';
 import { ensureSessionId } from './session.js';
 
 /** What the middleware shares among its streams. */
 export interface StreamServices {
   limits: StreamLimits;
   keepAlive: KeepAlive;
+  /** Hears from every stream of the middleware (see `streamOwner`). */
+  owner: SinkOwner;
+}
+
+/** The streams' owner for a middleware: gives a closed stream's place back, and reports a dropped slow reader. */
+export function streamOwner(events: ServerEvents, limits: StreamLimits): SinkOwner {
+  return {
+    overflowed(sink, buffered) {
+      const sub = sink.subscription;
+      internalsOf(events).slowConsumerDropped(sub?.id ?? '', sink.address, sub?.info.userId ?? '', buffered);
+    },
+    closed: (sink) => releasePlace(sink, limits),
+  };
+}
+
+function releasePlace(sink: ResponseSink, limits: StreamLimits): void {
+  if (!sink.holdsPlace) return;
+  sink.holdsPlace = false;
+  limits.release(sink.address);
 }
 
 /**
@@ -30,31 +48,13 @@ export async function openEventStream(ctx: Context, events: ServerEvents, option
   if (events.isStopping) return sendError(ctx, 503, 'This server is shutting down; try another', 1);
   const address = ctx.ip;
   if (!services.limits.admit(ctx, address)) return;
-  const internals = internalsOf(events);
-  let subscriptionId = '';
-  let subscriptionUser = '';
-  const sink = new ResponseSink(
-    ctx,
-    options.maxBufferedBytes ?? httpDefaults.maxBufferedBytes,
-    (buffered) => internals.slowConsumerDropped(subscriptionId, address, subscriptionUser, buffered),
-    options.writeCoalescingMs ?? httpDefaults.writeCoalescingMs,
-  );
-  let released = false;
-  const release = () => {
-    if (released) return;
-    released = true;
-    services.limits.release(address);
-  };
-  // A stream gives its place back when it closes; any other outcome, at once.
-  sink.onClose(release);
+  // A stream gives its place back when it closes (the owner hears of it); any other outcome, at once.
+  const sink = new ResponseSink(ctx, address, services.owner, options.maxBufferedBytes ?? httpDefaults.maxBufferedBytes, options.writeCoalescingMs ?? httpDefaults.writeCoalescingMs);
   let started = false;
   try {
-    started = await openAdmitted(ctx, events, options, services.keepAlive, sink, (sub) => {
-      subscriptionId = sub.id;
-      subscriptionUser = sub.info.userId;
-    });
+    started = await openAdmitted(ctx, events, options, services.keepAlive, sink);
   } finally {
-    if (!started) release();
+    if (!started) releasePlace(sink, services.limits);
   }
 }
 
@@ -65,7 +65,6 @@ async function openAdmitted(
   options: MiddlewareOptions,
   keepAlive: KeepAlive,
   sink: ResponseSink,
-  onIdentified: (sub: EventSubscription) => void,
 ): Promise<boolean> {
   const refuse = (status: number, message: string) => {
     sendError(ctx, status, message);
@@ -109,7 +108,7 @@ async function openAdmitted(
       refuseKept: (kept) => firstForbiddenChannel(options, user, kept, ctx),
       onCreated: (sub) => options.onCreated?.(sub, ctx),
       onConnect: async (sub, connectArgs) => {
-        onIdentified(sub);
+        sink.subscription = sub;
         await options.onConnect?.(sub, connectArgs);
       },
       // Registered by `keepAlive` itself: a closure made here would hold this whole request's scope for the stream's life.

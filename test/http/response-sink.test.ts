@@ -6,8 +6,10 @@
 import { EventEmitter } from 'node:events';
 import type { Context } from 'koa';
 import test from 'ava';
-import { ResponseSink } from '../../src/http/response-sink.js';
+import { ResponseSink, type SinkOwner } from '../../src/http/response-sink.js';
 
+/** An owner that is told nothing of interest here. */
+const idle: SinkOwner = { overflowed() {}, closed() {} };
 const turn = () => new Promise((resolve) => setImmediate(resolve));
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -29,7 +31,7 @@ function fakeContext() {
 
 test('frames that come together leave in one write; a busy stream waits out its window; a quiet one does not wait', async (t) => {
   const { ctx, writes } = fakeContext();
-  const sink = new ResponseSink(ctx, 1 << 20, () => {}, 100);
+  const sink = new ResponseSink(ctx, '127.0.0.1', idle, 1 << 20, 100);
   sink.open();
   for (let i = 0; i < 5; i++) sink.write(`data: ${i}\n\n`);
   t.deepEqual(writes, [], 'nothing is written before the end of the turn');
@@ -51,7 +53,7 @@ test('frames that come together leave in one write; a busy stream waits out its 
 
 test('ending a stream writes what waits first; a client that went away gets nothing more', async (t) => {
   const { ctx, writes } = fakeContext();
-  const sink = new ResponseSink(ctx, 1 << 20, () => {}, 100);
+  const sink = new ResponseSink(ctx, '127.0.0.1', idle, 1 << 20, 100);
   sink.open();
   sink.write('data: a\n\n');
   await turn();
@@ -60,10 +62,12 @@ test('ending a stream writes what waits first; a client that went away gets noth
   t.deepEqual(writes, ['data: a\n\n', 'data: b\n\n']);
 
   const other = fakeContext();
-  const gone = new ResponseSink(other.ctx, 1 << 20, () => {}, 0);
+  const closed: ResponseSink[] = [];
+  const gone = new ResponseSink(other.ctx, '127.0.0.1', { overflowed() {}, closed: (sink) => closed.push(sink) }, 1 << 20, 0);
   gone.open();
   gone.write('data: lost\n\n');
   (other.ctx.req as EventEmitter).emit('close');
   await turn();
   t.deepEqual(other.writes, []);
+  t.deepEqual(closed, [gone], 'its owner hears of it once');
 });
