@@ -1,5 +1,5 @@
 import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamManager, type StreamState } from '@nats-io/jetstream';
-import { attemptHeader, storedAttempt, throughElections, type CallBudget } from './kv.js';
+import { attemptHeader, storedAttempt, throughElections, throughRefusals, type CallBudget } from './kv.js';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
 import type { EventHistory, HistoryEntry, HistoryRead, HistoryRetention, PublishOnce } from '../../src/broker.js';
 import type { NatsKeys } from './keys.js';
@@ -43,6 +43,8 @@ function onceKey(once: PublishOnce): string {
  */
 export class NatsHistory implements EventHistory {
   private epoch = 0;
+  /** Whether the stream keeps copies on several nodes, and so elects leaders (see `publish`). */
+  private replicated = true;
   private waitingReads: WaitingRead[] | undefined;
   private fetching = false;
   private jsm: JetStreamManager | undefined;
@@ -90,6 +92,7 @@ export class NatsHistory implements EventHistory {
       // Retention changed, or a stream made elsewhere: live delivery depends on the republish.
       info = await jsm.streams.update(this.stream, config);
     }
+    this.replicated = (info.config.num_replicas ?? 1) > 1;
     // Created times carry nanoseconds; Date understands milliseconds.
     this.epoch = new Date(info.created.replace(/(\.\d{3})\d*/, '$1')).getTime() * 1000;
   }
@@ -102,18 +105,23 @@ export class NatsHistory implements EventHistory {
   async publish(topic: string, payload: string, deliverOn?: readonly string[], once?: PublishOnce): Promise<number | undefined> {
     // A repeat after JetStream's duplicate window: the key written once the first was taken.
     if (once && (await this.keys().holds(onceKey(once)))) return undefined;
-    // A second per attempt, repeated while the stream elects a leader; the message id makes a
-    // repeat of an attempt that was stored after all a duplicate, answered with the first's sequence.
-    // With `once` the id is the key's, so JetStream itself drops a repeat from anyone within its window,
-    // and the attempt header tells this call's own earlier tries from another publisher's event.
-    const msgID = once ? onceKey(once) : uniqueId();
+    // On a replicated stream: a second per attempt, repeated while the stream elects a leader; the
+    // message id makes a repeat of an attempt that was stored after all (by a leader that died before
+    // it answered) a duplicate, answered with the first's sequence. A stream on one node elects no
+    // leader: its one attempt has the whole budget and is repeated only when JetStream refused it
+    // untaken, so it needs no id, and JetStream skips the duplicate check, a third of what it spends
+    // on a message. With `once` the id is the key's, so JetStream itself drops a repeat from anyone
+    // within its window, and the attempt header tells this call's own earlier tries from another
+    // publisher's event.
+    const msgID = once ? onceKey(once) : this.replicated ? uniqueId() : undefined;
     const attempt = once && uniqueId();
     const marks = attempt ? { [attemptHeader]: attempt } : undefined;
     let tries = 0;
-    const ack = await throughElections(this.budget, (timeout) => {
+    const store = (timeout: number) => {
       tries++;
       return this.publisher.publish(`${this.prefix}.h.${topic}`, payload, { msgID, timeoutMs: timeout, headers: marks });
-    });
+    };
+    const ack = await (msgID === undefined ? throughRefusals(this.budget, store) : throughElections(this.budget, store));
     // The stream republishes on the topic's own subject; copies for other topics follow the ack, late.
     if (deliverOn) for (const target of deliverOn) this.republishLate(target, payload, ack.seq);
     // A duplicate means an earlier attempt was stored: perhaps by a leader that died before it

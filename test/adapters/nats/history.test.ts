@@ -1,0 +1,91 @@
+/**
+ * The NATS history's publishes on one node: no leader elections there, so a
+ * publish carries no message id (JetStream's duplicate check is a third of
+ * what it spends per message) and is never repeated once it may have been
+ * stored. Frozen, the node takes a publish once, late, however long it was.
+ */
+import { readFileSync } from 'node:fs';
+import test from 'ava';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { NatsHistory } from '../../../adapters/nats/history.js';
+import { CallBudget } from '../../../adapters/nats/kv.js';
+import { JetStreamPublisher } from '../../../adapters/nats/publisher.js';
+import { withBrokerServer } from '../../helpers/broker-servers.js';
+import { delay } from '../../helpers/server.js';
+
+withBrokerServer('nats', (_factory, server) => {
+  async function freeze(): Promise<void> {
+    server().signal('SIGSTOP');
+    const stopped = () => /^\S+ \(.*\) T/.test(readFileSync(`/proc/${server().pid}/stat`, 'utf8'));
+    for (let i = 0; i < 100 && !stopped(); i++) await delay(10);
+  }
+
+  async function historyOn(t: { teardown(fn: () => unknown): void }, prefix: string, budgetMs: number) {
+    const nc: NatsConnection = await connect({ servers: server().url });
+    t.teardown(() => nc.close());
+    const budget = new CallBudget();
+    budget.ms = budgetMs;
+    const noKeys = () => {
+      throw new Error('no once-keys here');
+    };
+    const history = new NatsHistory(() => nc, prefix, { maxLength: 1000, maxAgeMs: 60_000 }, budget, noKeys, new JetStreamPublisher(() => nc));
+    const jsm = await jetstreamManager(nc);
+    await history.open(jsm, 1);
+    t.teardown(() => jsm.streams.delete(history.stream).catch(() => {}));
+    const stored = async () => {
+      const info = await jsm.streams.info(history.stream);
+      const messages = [];
+      for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) messages.push(await jsm.streams.getMessage(history.stream, { seq }));
+      return messages;
+    };
+    return { history, stored };
+  }
+
+  test.serial('on one node a publish carries no message id, and one made while the node is frozen for longer than a second is stored once when it thaws', async (t) => {
+    t.timeout(30_000);
+    const { history, stored } = await historyOn(t, 'histOne', 4000);
+    await history.publish('ch.a', 'first');
+    await freeze();
+    let late: Promise<number | undefined>;
+    try {
+      late = history.publish('ch.a', 'while frozen');
+      // Longer than an attempt on a replicated stream (a second), well within the budget.
+      await delay(1800);
+    } finally {
+      server().signal('SIGCONT');
+    }
+    const id = await late;
+    t.truthy(id, 'answered once the node thawed');
+    const messages = await stored();
+    t.deepEqual(
+      messages.map((m) => m?.string()),
+      ['first', 'while frozen'],
+      'stored once',
+    );
+    t.true(
+      messages.every((m) => !m?.header?.get('Nats-Msg-Id')),
+      'no message id to check',
+    );
+  });
+
+  test.serial('on one node a publish frozen past its budget fails, and the node stores it once when it thaws, not once per attempt', async (t) => {
+    t.timeout(30_000);
+    const { history, stored } = await historyOn(t, 'histPast', 1200);
+    await freeze();
+    try {
+      const started = performance.now();
+      await t.throwsAsync(history.publish('ch.a', 'too late'), { name: 'TimeoutError' });
+      const waited = performance.now() - started;
+      t.true(waited >= 1100 && waited < 3000, `failed after ${Math.round(waited)} ms`);
+    } finally {
+      server().signal('SIGCONT');
+    }
+    await delay(500);
+    t.deepEqual(
+      (await stored()).map((m) => m?.string()),
+      ['too late'],
+      'taken late, once',
+    );
+  });
+});
