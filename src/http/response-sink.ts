@@ -55,15 +55,6 @@ function flattenHead(res: ServerResponse): void {
 }
 
 /**
- * Where a stream's frames go: an HTTP/1.x or HTTP/2 response. Frames are
- * gathered and written together (see `schedule`), each whole, so one
- * never ends part-way through its lines. It also remembers when it last
- * wrote, for the keep-alive, and drops a client that has stopped reading.
- *
- * It listens for the client going away once, for everyone who asks: a
- * stream is held for hours, and each listener is memory it holds.
- */
-/**
  * What a stream tells the middleware that opened it: one object for all of
  * its streams, so that a stream held for hours holds no closures of its
  * own for this (each is a function and a scope, some 100 bytes).
@@ -75,6 +66,15 @@ export interface SinkOwner {
   closed(sink: ResponseSink): void;
 }
 
+/**
+ * Where a stream's frames go: an HTTP/1.x or HTTP/2 response. Frames are
+ * gathered and written together (see `schedule`), each whole, so one
+ * never ends part-way through its lines. It also remembers when it last
+ * wrote, for the keep-alive, and drops a client that has stopped reading.
+ *
+ * It listens for the client going away once, for everyone who asks: a
+ * stream is held for hours, and each listener is memory it holds.
+ */
 export class ResponseSink implements EventSink {
   /** When the stream opened (Unix ms). */
   openedAt = Date.now();
