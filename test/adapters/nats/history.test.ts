@@ -3,6 +3,7 @@
  * publish carries no message id (JetStream's duplicate check is a third of
  * what it spends per message) and is never repeated once it may have been
  * stored. Frozen, the node takes a publish once, late, however long it was.
+ * And on any stream, what is past `maxLength` is trimmed in batches.
  */
 import { readFileSync } from 'node:fs';
 import test from 'ava';
@@ -21,7 +22,7 @@ withBrokerServer('nats', (_factory, server) => {
     for (let i = 0; i < 100 && !stopped(); i++) await delay(10);
   }
 
-  async function historyOn(t: { teardown(fn: () => unknown): void }, prefix: string, budgetMs: number) {
+  async function historyOn(t: { teardown(fn: () => unknown): void }, prefix: string, budgetMs: number, maxLength = 1000) {
     const nc: NatsConnection = await connect({ servers: server().url });
     t.teardown(() => nc.close());
     const budget = new CallBudget();
@@ -29,7 +30,7 @@ withBrokerServer('nats', (_factory, server) => {
     const noKeys = () => {
       throw new Error('no once-keys here');
     };
-    const history = new NatsHistory(() => nc, prefix, { maxLength: 1000, maxAgeMs: 60_000 }, budget, noKeys, new JetStreamPublisher(() => nc));
+    const history = new NatsHistory(() => nc, prefix, { maxLength, maxAgeMs: 60_000 }, budget, noKeys, new JetStreamPublisher(() => nc));
     const jsm = await jetstreamManager(nc);
     await history.open(jsm, 1);
     t.teardown(() => jsm.streams.delete(history.stream).catch(() => {}));
@@ -39,7 +40,7 @@ withBrokerServer('nats', (_factory, server) => {
       for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) messages.push(await jsm.streams.getMessage(history.stream, { seq }));
       return messages;
     };
-    return { history, stored };
+    return { history, stored, jsm };
   }
 
   test.serial('on one node a publish carries no message id, and one made while the node is frozen for longer than a second is stored once when it thaws', async (t) => {
@@ -86,6 +87,23 @@ withBrokerServer('nats', (_factory, server) => {
       (await stored()).map((m) => m?.string()),
       ['too late'],
       'taken late, once',
+    );
+  });
+
+  test('what is past maxLength is purged half of it at a time, and no read returns it meanwhile', async (t) => {
+    const { history, jsm } = await historyOn(t, 'histTrim', 3000, 10);
+    const ids: number[] = [];
+    for (let i = 0; i < 43; i++) ids.push((await history.publish('ch.a', `e${i}`))!);
+    await delay(200);
+    const held = (await jsm.streams.info(history.stream)).state.messages;
+    t.true(held >= 10 && held <= 15, `JetStream holds ${held}: at most half of maxLength more`);
+    const read = await history.read(0, new Set(['ch.a']));
+    t.is(read.first, ids[33]!, 'the newest 10 are what is kept');
+    t.is(read.head, ids[42]!);
+    t.deepEqual((await history.read(ids[30]!, new Set(['ch.a']))).entries, [], 'a read from before them finds a gap, not the untrimmed');
+    t.deepEqual(
+      (await history.read(ids[35]!, new Set(['ch.a']))).entries.map((e) => e.payload),
+      ['e36', 'e37', 'e38', 'e39', 'e40', 'e41', 'e42'],
     );
   });
 });
