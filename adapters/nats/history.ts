@@ -1,9 +1,12 @@
 import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamManager, type StreamState } from '@nats-io/jetstream';
-import { attemptHeader, storedAttempt, throughElections, throughRefusals, type CallBudget } from './kv.js';
+import { attemptHeader, storedAttempt, throughElections, type CallBudget } from './kv.js';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
 import type { EventHistory, HistoryEntry, HistoryRead, HistoryRetention, PublishOnce } from '../../src/broker.js';
 import type { NatsKeys } from './keys.js';
 import { uniqueId, type JetStreamPublisher } from './publisher.js';
+
+/** The least `maxLength` whose stream is trimmed in batches (see `NatsHistory.trim`). */
+const trimsFrom = 64;
 
 /** Marks a message republished by a publisher rather than by the stream (see `NatsHistory.publish`). */
 export const lateHeader = 'Se-Late';
@@ -43,8 +46,8 @@ function onceKey(once: PublishOnce): string {
  */
 export class NatsHistory implements EventHistory {
   private epoch = 0;
-  /** Whether the stream keeps copies on several nodes, and so elects leaders (see `publish`). */
-  private replicated = true;
+  /** Whether this server trims the stream in batches (see `trim`): on one node, and for a `maxLength` worth it. */
+  private trims = false;
   /** The sequence the last trim was asked at, and whether one is under way (see `trim`). */
   private trimmedAt = 0;
   private trimming = false;
@@ -73,11 +76,12 @@ export class NatsHistory implements EventHistory {
 
   /** Opens the stream, creating it when missing, with `replicas` copies on a cluster. */
   async open(jsm: JetStreamManager, replicas: number): Promise<void> {
+    const batched = replicas === 1 && this.retention.maxLength >= trimsFrom;
     const config = {
       name: this.stream,
       subjects: [`${this.prefix}.h.>`],
-      // A backstop: what is past maxLength is dropped in batches (see `trim`) and no longer read (see `fetchFor`).
-      max_msgs: this.retention.maxLength * 2,
+      // Batched, a backstop: what is past maxLength is purged in batches (see `trim`) and no longer read (see `fetchFor`).
+      max_msgs: batched ? this.retention.maxLength * 2 : this.retention.maxLength,
       max_age: this.retention.maxAgeMs * 1_000_000,
       num_replicas: replicas,
       // Long enough to cover a publish's repeats (see publish), short so the server remembers few ids.
@@ -96,7 +100,9 @@ export class NatsHistory implements EventHistory {
       // Retention changed, or a stream made elsewhere: live delivery depends on the republish.
       info = await jsm.streams.update(this.stream, config);
     }
-    this.replicated = (info.config.num_replicas ?? 1) > 1;
+    this.trims = batched && (info.config.num_replicas ?? 1) === 1 && info.config.max_msgs === config.max_msgs;
+    // A stream made anew numbers from 1 again.
+    this.trimmedAt = 0;
     // Created times carry nanoseconds; Date understands milliseconds.
     this.epoch = new Date(info.created.replace(/(\.\d{3})\d*/, '$1')).getTime() * 1000;
   }
@@ -109,23 +115,21 @@ export class NatsHistory implements EventHistory {
   async publish(topic: string, payload: string, deliverOn?: readonly string[], once?: PublishOnce): Promise<number | undefined> {
     // A repeat after JetStream's duplicate window: the key written once the first was taken.
     if (once && (await this.keys().holds(onceKey(once)))) return undefined;
-    // On a replicated stream: a second per attempt, repeated while the stream elects a leader; the
-    // message id makes a repeat of an attempt that was stored after all (by a leader that died before
-    // it answered) a duplicate, answered with the first's sequence. A stream on one node elects no
-    // leader: its one attempt has the whole budget and is repeated only when JetStream refused it
-    // untaken, so it needs no id, and JetStream skips the duplicate check, a third of what it spends
-    // on a message. With `once` the id is the key's, so JetStream itself drops a repeat from anyone
-    // within its window, and the attempt header tells this call's own earlier tries from another
-    // publisher's event.
-    const msgID = once ? onceKey(once) : this.replicated ? uniqueId() : undefined;
+    // A second per attempt, repeated while the stream elects a leader or after a time-out; the message
+    // id makes a repeat of an attempt that was stored after all (by a leader that died before it
+    // answered, or before a connection dropped with its answer) a duplicate, answered with the first's
+    // sequence. On one node that check is a third of what JetStream spends on a message, and it is
+    // what keeps a publish whose answer was lost from failing, or from being stored twice when retried.
+    // With `once` the id is the key's, so JetStream itself drops a repeat from anyone within its window,
+    // and the attempt header tells this call's own earlier tries from another publisher's event.
+    const msgID = once ? onceKey(once) : uniqueId();
     const attempt = once && uniqueId();
     const marks = attempt ? { [attemptHeader]: attempt } : undefined;
     let tries = 0;
-    const store = (timeout: number) => {
+    const ack = await throughElections(this.budget, (timeout) => {
       tries++;
       return this.publisher.publish(`${this.prefix}.h.${topic}`, payload, { msgID, timeoutMs: timeout, headers: marks });
-    };
-    const ack = await (msgID === undefined ? throughRefusals(this.budget, store) : throughElections(this.budget, store));
+    });
     // The stream republishes on the topic's own subject; copies for other topics follow the ack, late.
     if (deliverOn) for (const target of deliverOn) this.republishLate(target, payload, ack.seq);
     // A duplicate means an earlier attempt was stored: perhaps by a leader that died before it
@@ -144,14 +148,18 @@ export class NatsHistory implements EventHistory {
    * Drops the events past `maxLength`, half of it at a time: one purge per
    * `maxLength / 2` events instead of JetStream dropping the oldest at each
    * publish once the stream is full, which was a fifth of what it spent per
-   * message (2 µs of 12). Until then the stream holds up to half as many
+   * message (2.6 µs of 12). Until then the stream holds up to half as many
    * again, which no read returns (see `fetchFor`); JetStream's own limit, at
    * twice `maxLength`, holds should trims fail. Every server trims as the
    * sequences its publishes get pass the mark, so one that publishes little
-   * trims little.
+   * trims little. Only on one node: a replicated stream keeps JetStream's
+   * own limit, since nats-server before 2.10 could replay a purge wrongly on
+   * a node that recovers (nats-server issue 4196), leaving the replicas
+   * apart. And only from `trimsFrom` events: a purge per one or two
+   * publishes would cost more than it saves.
    */
   private trim(sequence: number): void {
-    if (this.trimming || sequence - this.trimmedAt < Math.max(1, Math.floor(this.retention.maxLength / 2))) return;
+    if (!this.trims || this.trimming || sequence - this.trimmedAt < Math.max(1, Math.floor(this.retention.maxLength / 2))) return;
     this.trimming = true;
     this.trimmedAt = sequence;
     void this.manager()

@@ -86,35 +86,6 @@ export function isLeaderless(error: unknown): boolean {
 }
 
 /**
- * Whether JetStream refused a publish without taking it: nobody was there to
- * take it (JetStream still starting, which the client reports as no
- * responders, "jetstream is not enabled"), or JetStream said it cannot now.
- * Unlike a time-out, such a refusal says the message was not stored.
- */
-export function isRefusedUntaken(error: unknown): boolean {
-  return /jetstream is not enabled|no responders|temporarily unavailable|no leader/i.test((error as Error)?.message ?? '');
-}
-
-/**
- * Runs a JetStream publish that must not be repeated once it may have been
- * stored (it carries no message id, so JetStream could not drop a repeat):
- * one attempt with the whole budget, tried again only when JetStream refused
- * it untaken. A time-out ends the call, as the budget would have.
- */
-export async function throughRefusals<T>(budget: CallBudget, call: (attemptMs: number) => Promise<T>): Promise<T> {
-  const startedAt = Date.now();
-  for (let i = 0; ; i++) {
-    try {
-      return await call(Math.max(1, startedAt + budget.ms - Date.now()));
-    } catch (error) {
-      const pause = Math.min(50 * 2 ** i, 400);
-      if (!isRefusedUntaken(error) || Date.now() + pause >= startedAt + budget.ms) throw error;
-      await new Promise((resolve) => setTimeout(resolve, pause));
-    }
-  }
-}
-
-/**
  * Runs a JetStream call, trying again while the stream is leaderless, within
  * the budget; each attempt is given what remains of it, at most a second.
  * Only for calls that are safe to repeat: reads, blind writes, and writes
