@@ -100,7 +100,7 @@ export class NatsHistory implements EventHistory {
       // Retention changed, or a stream made elsewhere: live delivery depends on the republish.
       info = await jsm.streams.update(this.stream, config);
     }
-    this.trims = batched && (info.config.num_replicas ?? 1) === 1 && info.config.max_msgs === config.max_msgs;
+    this.trims = batched && (info.config.num_replicas ?? 1) === 1;
     // A stream made anew numbers from 1 again.
     this.trimmedAt = 0;
     // Created times carry nanoseconds; Date understands milliseconds.
@@ -159,7 +159,7 @@ export class NatsHistory implements EventHistory {
    * publishes would cost more than it saves.
    */
   private trim(sequence: number): void {
-    if (!this.trims || this.trimming || sequence - this.trimmedAt < Math.max(1, Math.floor(this.retention.maxLength / 2))) return;
+    if (!this.trims || this.trimming || sequence - this.trimmedAt < this.retention.maxLength / 2) return;
     this.trimming = true;
     this.trimmedAt = sequence;
     void this.manager()

@@ -68,14 +68,15 @@ export async function runCapacity(system: System, settings: CapacitySettings, ph
       await half.connect((connected) => progress(phase, `${offset + connected}/${settings.connections} connected`));
       connectSeconds += (performance.now() - started) / 1000;
     };
-    const cpuBefore = { generator: ownCpuSeconds(), servers: totalCpuSeconds(cluster.pids), broker: broker() };
+    const cpuNow = () => ({ generator: ownCpuSeconds(), servers: totalCpuSeconds(cluster.pids), broker: broker() });
+    const cpuBefore = cpuNow();
     await connectHalf(halves[0]!, 0);
-    const cpuHalf = { generator: ownCpuSeconds(), servers: totalCpuSeconds(cluster.pids), broker: broker() };
+    const cpuHalf = cpuNow();
     progress(phase, 'measuring memory');
     const middle = await cluster.ask<'memory'>(0, { type: 'memory' });
-    const cpuResumed = { generator: ownCpuSeconds(), servers: totalCpuSeconds(cluster.pids), broker: broker() };
+    const cpuResumed = cpuNow();
     await connectHalf(halves[1]!, firstHalf);
-    const cpuEnd = { generator: ownCpuSeconds(), servers: totalCpuSeconds(cluster.pids), broker: broker() };
+    const cpuEnd = cpuNow();
     // The CPU of the connects alone: the pause to measure memory between the halves is left out.
     const spent = (pick: (cpu: typeof cpuEnd) => number | undefined) => {
       const [a, b, c, d] = [cpuBefore, cpuHalf, cpuResumed, cpuEnd].map(pick);
