@@ -8,6 +8,7 @@ import { connect, type NatsConnection, type Subscription } from '@nats-io/transp
 import { withDefaults, type Broker, type BrokerStatus, type CappedLists } from '../../src/broker.js';
 import { CoalescedCounter } from './coalesced-counter.js';
 import { lateHeader, NatsHistory } from './history.js';
+import { withoutAttempt } from './attempts.js';
 import { RecentSet } from '../../src/recent-set.js';
 import { Bucket } from './bucket.js';
 import { CallBudget, safeKey, throughElections, untilWritten, whilePlacing } from './kv.js';
@@ -174,7 +175,7 @@ export class NatsBroker implements Broker {
           const late = msg.headers?.has(lateHeader) === true;
           // A late copy of what the stream did republish is dropped here, once per server.
           if (!this.received.add(sequence) && late) return;
-          this.handler(topic, msg.string(), this.history.idOf(sequence), late);
+          this.handler(topic, withoutAttempt(msg.string()), this.history.idOf(sequence), late);
         },
       });
       this.subscriptions.set(topic, [controls, events]);
@@ -289,6 +290,8 @@ export class NatsBroker implements Broker {
         await nc.flush().catch(() => {});
         this.connected = true;
         this.statusHandler({ connected: true });
+        // What the old connection took with it, answered or not, is found out now rather than at its time-out.
+        void this.history.settleLost().catch(() => {});
       }
     }
   }

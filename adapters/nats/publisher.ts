@@ -14,7 +14,23 @@ export interface PublishOptions {
   timeoutMs: number;
   /** More headers, by name (`Nats-Expected-Last-Subject-Sequence`, say). */
   headers?: Record<string, string>;
+  /** The stream the subject is stored in, for `settleLost`: a publish without one is left to its time-out. */
+  stream?: string;
 }
+
+/**
+ * A publish sent on a connection that was lost before JetStream answered
+ * it: it may have been stored, or not. Only `settleLost` says so.
+ */
+export class AckLostError extends Error {
+  override name = 'AckLostError';
+  constructor() {
+    super('NATS: the connection was lost before JetStream answered the publish; it may have been stored');
+  }
+}
+
+/** JetStream's error code for a publish whose `Nats-Expected-Stream` is not the stream's name. */
+const notThisStream = 10060;
 
 /**
  * Ids unique to this process and to each call: a random prefix (72 bits)
@@ -58,6 +74,9 @@ interface Pending {
   resolve(ack: PublishAck): void;
   reject(error: Error): void;
   deadline: number;
+  stream: string | undefined;
+  /** Whether it holds a place in the window (a `settleLost` barrier does not). */
+  inWindow: boolean;
 }
 
 /** How often the acknowledgements overdue are looked for: a time-out is noticed this much late at most. */
@@ -83,6 +102,8 @@ const sweepMs = 50;
 export class JetStreamPublisher {
   private readonly pending = new Map<number, Pending>();
   private readonly waiting: Array<() => void> = [];
+  /** How many of the pending publishes hold a place in the window. */
+  private inWindow = 0;
   private inbox: { connection: NatsConnection; prefix: string; subscription: Subscription } | undefined;
   private nextToken = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -95,20 +116,28 @@ export class JetStreamPublisher {
   async publish(subject: string, payload: string, options: PublishOptions): Promise<PublishAck> {
     // Built before it waits for a place: a block refused here must not take one it would never give back.
     const marks = headerBlock(options.headers, options.msgID);
-    while (this.pending.size >= this.window) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    // In turn: one that comes while others wait goes behind them, so publishes go out in the order they were made.
+    if (this.inWindow < this.window && this.waiting.length === 0) this.inWindow++;
+    // Woken with the place of one answered, handed to it.
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    return this.send(subject, payload, marks, options, true);
+  }
+
+  /** Sends one publish and waits for its answer; `inWindow`, it holds one of the window's places, taken already. */
+  private send(subject: string, payload: string, marks: MsgHdrs | undefined, options: PublishOptions, inWindow: boolean): Promise<PublishAck> {
     let connection: NatsConnection;
     let inbox: string;
     try {
       connection = this.connection();
       inbox = this.inboxOn(connection);
     } catch (error) {
-      // Woken for a place it will not take: the next one waiting may.
-      this.waiting.shift()?.();
-      throw error;
+      // A place it will not use: the next one waiting may.
+      if (inWindow) this.passPlace();
+      return Promise.reject(error as Error);
     }
     const token = this.nextToken++;
     return new Promise<PublishAck>((resolve, reject) => {
-      this.pending.set(token, { resolve, reject, deadline: performance.now() + options.timeoutMs });
+      this.pending.set(token, { resolve, reject, deadline: performance.now() + options.timeoutMs, stream: options.stream, inWindow });
       this.timer ??= setInterval(() => this.sweep(), sweepMs).unref();
       try {
         connection.publish(subject, payload, { reply: `${inbox}.${token}`, headers: marks });
@@ -116,6 +145,37 @@ export class JetStreamPublisher {
         this.settle(token)?.reject(error as Error);
       }
     });
+  }
+
+  /**
+   * After a reconnect: which publishes to `stream` were lost with the old
+   * connection. A stream takes the publishes of one connection in the order
+   * they were sent, and answers them in that order; so a publish refused by
+   * the stream (it expects another stream's name, and stores nothing), once
+   * its refusal comes, has had every earlier one still waiting answered,
+   * whether nats.js sent it before the connection dropped or held it and
+   * sent it on the new one. Those still waiting went out on the old
+   * connection and are never answered: each fails with `AckLostError`, at
+   * once rather than at its time-out. Returns how many they were. One node
+   * only: a replicated stream's leader may change, and with it the order.
+   */
+  async settleLost(stream: string, subject: string, timeoutMs: number): Promise<number> {
+    const sentBefore = this.nextToken;
+    try {
+      // Outside the window, which may be full of the lost ones it is to free.
+      await this.send(subject, '', headerBlock({ 'Nats-Expected-Stream': '.' }, undefined), { timeoutMs }, false);
+      throw new Error(`NATS: stream ${stream} stored a publish that expected no stream`);
+    } catch (error) {
+      if (!(error instanceof JetStreamApiError && error.code === notThisStream)) throw error;
+    }
+    let lost = 0;
+    for (const [token, waiter] of this.pending) {
+      if (token >= sentBefore) break;
+      if (waiter.stream !== stream) continue;
+      this.settle(token)?.reject(new AckLostError());
+      lost++;
+    }
+    return lost;
   }
 
   /** The inbox prefix on `connection`, subscribed the first time (and again should the connection be a new one). */
@@ -135,7 +195,10 @@ export class JetStreamPublisher {
       this.inbox = undefined;
       for (const token of [...this.pending.keys()]) this.settle(token)?.reject(new errors.ClosedConnectionError());
       // Those waiting for a place try now, and fail on the closed connection rather than wait for ever.
-      for (const wake of this.waiting.splice(0)) wake();
+      for (const wake of this.waiting.splice(0)) {
+        this.inWindow++;
+        wake();
+      }
     });
     return prefix;
   }
@@ -158,17 +221,24 @@ export class JetStreamPublisher {
     }
   }
 
-  /** Takes `token` out of the window, and lets the next waiting publish in. */
+  /** Takes `token` out of the pending, and its place in the window to the next one waiting. */
   private settle(token: number): Pending | undefined {
     const waiter = this.pending.get(token);
     if (!waiter) return undefined;
     this.pending.delete(token);
-    this.waiting.shift()?.();
+    if (waiter.inWindow) this.passPlace();
     if (this.pending.size === 0 && this.timer) {
       clearInterval(this.timer);
       this.timer = undefined;
     }
     return waiter;
+  }
+
+  /** A place in the window is free: the first one waiting takes it, or it stays free. */
+  private passPlace(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.inWindow--;
   }
 
   private sweep(): void {

@@ -46,6 +46,11 @@ export class TcpRelay {
     }
   }
 
+  /** Stops passing the server's bytes to the clients, on the open connections, while theirs still reach it: answers are held, requests are not. */
+  cutReplies(): void {
+    for (const upstream of this.pairs.values()) upstream.pause();
+  }
+
   heal(): void {
     this.isCut = false;
     for (const socket of this.sockets) socket.resume();
