@@ -6,14 +6,16 @@
  * longer costs it nothing measurable. The mark is a first member of the
  * envelope's JSON object, `{"~":"<attempt>",…}`, so a server of an earlier
  * version reads the payload as an envelope still, and ignores the member.
- * Only a JSON object with members, as the core's envelopes are, is marked;
- * any other payload goes with a message id, as on a cluster.
+ * Every JSON object with members, as the core's envelopes are, is marked,
+ * on whichever path it goes: reads take off the first member of what is
+ * marked, so a payload that itself begins with `{"~":"` comes back whole.
+ * Any other payload is stored as it is, and goes with a message id.
  */
 const opening = '{"~":"';
 
 /** `payload` with `attempt` marked in it, or undefined for a payload that cannot carry it. */
 export function withAttempt(payload: string, attempt: string): string | undefined {
-  if (!payload.startsWith('{"') || payload.startsWith(opening)) return undefined;
+  if (!payload.startsWith('{"')) return undefined;
   return `${opening}${attempt}",${payload.slice(1)}`;
 }
 

@@ -36,7 +36,7 @@ function readOf(range: FetchedRange, afterId: number, topics: ReadonlySet<string
 /** Publishes whose answer was lost with a connection, each looking for its attempt in the stream (see `NatsHistory.lookFor`). */
 interface LookingFor {
   attempt: string;
-  /** A sequence below any its attempt could have. */
+  /** An id below any its attempt could have: of the stream's epoch then, so a stream made anew since is read whole. */
   after: number;
   resolve(sequence: number | undefined): void;
   reject(error: unknown): void;
@@ -63,7 +63,7 @@ export class NatsHistory implements EventHistory {
   private trimming = false;
   /** Whether the stream has one copy, on a server outside any cluster: its publishes are marked, not given ids (see `publish`). */
   private oneNode = false;
-  /** The highest sequence a publish of this server was answered: a publish sent after that answer is stored above it. */
+  /** The highest sequence known stored (answered to this server, or the head when opened): a publish sent after is stored above it. */
   private lastStored = 0;
   private lookingFor: LookingFor[] | undefined;
   private waitingReads: WaitingRead[] | undefined;
@@ -119,7 +119,7 @@ export class NatsHistory implements EventHistory {
     this.trims = batched && this.oneNode;
     // A stream made anew numbers from 1 again.
     this.trimmedAt = 0;
-    this.lastStored = 0;
+    this.lastStored = info.state.last_seq;
     // Created times carry nanoseconds; Date understands milliseconds.
     this.epoch = new Date(info.created.replace(/(\.\d{3})\d*/, '$1')).getTime() * 1000;
   }
@@ -134,14 +134,16 @@ export class NatsHistory implements EventHistory {
     if (once && (await this.keys().holds(onceKey(once)))) return undefined;
     const subject = `${this.prefix}.h.${topic}`;
     const attempt = uniqueId();
-    const marked = once || !this.oneNode || this.connection().info?.cluster !== undefined ? undefined : withAttempt(payload, attempt);
+    const marked = withAttempt(payload, attempt);
+    const stored = marked ?? payload;
     let tries = 0;
-    const ack = marked
-      ? await this.publishMarked(subject, marked, attempt)
-      : await throughElections(this.budget, (timeout) => {
-          tries++;
-          return this.publisher.publish(subject, payload, { msgID: once ? onceKey(once) : attempt, timeoutMs: timeout, headers: once && { [attemptHeader]: attempt } });
-        });
+    const ack =
+      marked && !once && this.oneNode && this.connection().info?.cluster === undefined
+        ? await this.publishMarked(subject, marked, attempt)
+        : await throughElections(this.budget, (timeout) => {
+            tries++;
+            return this.publisher.publish(subject, stored, { msgID: once ? onceKey(once) : attempt, timeoutMs: timeout, headers: once && { [attemptHeader]: attempt } });
+          });
     if (ack.seq > this.lastStored) this.lastStored = ack.seq;
     // The stream republishes on the topic's own subject; copies for other topics follow the ack, late.
     if (deliverOn) for (const target of deliverOn) this.republishLate(target, payload, ack.seq);
@@ -180,7 +182,7 @@ export class NatsHistory implements EventHistory {
   private async publishMarked(subject: string, marked: string, attempt: string): Promise<PublishAck> {
     const startedAt = Date.now();
     for (let i = 0; ; i++) {
-      const after = this.lastStored;
+      const after = this.idOf(this.lastStored);
       try {
         return await this.publisher.publish(subject, marked, { timeoutMs: Math.max(1, startedAt + this.budget.ms - Date.now()), stream: this.stream });
       } catch (error) {
@@ -229,10 +231,12 @@ export class NatsHistory implements EventHistory {
     this.lookingFor = undefined;
     try {
       const state = await this.state();
-      const from = Math.min(...looking.map((l) => l.after)) + 1;
+      // An id of an earlier epoch: the stream was made anew since, and all of it is newer.
+      const sequenceOf = (after: number) => (after >= this.epoch ? after - this.epoch : 0);
+      const from = Math.min(...looking.map((l) => sequenceOf(l.after))) + 1;
       const found = new Map<string, number>();
       // Where the read began: what was below it (trimmed or aged out) cannot be looked at.
-      let readFrom = from;
+      let readFrom = Math.max(from, state.first_seq);
       if (from <= state.last_seq) {
         let first = true;
         for await (const message of this.messages(from, state.last_seq)) {
@@ -245,7 +249,7 @@ export class NatsHistory implements EventHistory {
       for (const l of looking) {
         const sequence = found.get(l.attempt);
         if (sequence !== undefined) l.resolve(sequence);
-        else if (readFrom > l.after + 1) l.reject(new AckLostError());
+        else if (readFrom > sequenceOf(l.after) + 1) l.reject(new AckLostError());
         else l.resolve(undefined);
       }
     } catch (error) {

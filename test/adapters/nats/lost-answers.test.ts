@@ -29,8 +29,8 @@ async function ownNats(t: ExecutionContext): Promise<BrokerProcess> {
   return server;
 }
 
-async function brokerOn(t: ExecutionContext, url: string, prefix: string): Promise<NatsBroker> {
-  const broker = new NatsBroker({ url, prefix });
+async function brokerOn(t: ExecutionContext, url: string, prefix: string, history?: { maxLength?: number; maxAgeMs?: number }): Promise<NatsBroker> {
+  const broker = new NatsBroker({ url, prefix, history });
   broker.limitCallsTo(10_000);
   await broker.connect();
   t.teardown(() => broker.close());
@@ -61,6 +61,16 @@ async function storedCount(url: string, stream: string): Promise<number> {
 }
 
 const event = (i: number) => JSON.stringify({ kind: 'notify', selector: 'cmd.n', body: String(i) });
+
+/** Resolves when the broker next says it is connected again. */
+const connectedAgain = (broker: NatsBroker) => new Promise<void>((resolve) => broker.onStatus((status) => status.connected && resolve()));
+
+/** Each outcome: the id, or the error's name. */
+const outcome = (publish: Promise<number | undefined>) =>
+  publish.then(
+    (id) => id,
+    (error: Error) => error.name,
+  );
 
 if (!binary) {
   if (process.env.CI === 'true') test('nats-server is available', (t) => t.fail('nats-server is not installed'));
@@ -140,5 +150,102 @@ if (!binary) {
     const payloads = await storedPayloads(server.url, broker.history.stream);
     t.is(new Set(payloads).size, payloads.length, 'none stored twice');
     t.is(payloads.length, 3001);
+  });
+
+  test('every payload reads back as published, on either path, whatever its first member', async (t) => {
+    const server = await ownNats(t);
+    const broker = await brokerOn(t, server.url, 'shapes');
+    const live: string[] = [];
+    broker.onMessage((topic, payload) => topic === 'ch' && live.push(payload));
+    await broker.subscribe(['ch']);
+    const payloads = ['{"~":"hello","x":1}', '{"~":"a","b":"c"}', '{"~":1}', '"text"', '[1,2]', '{}', '{"'];
+    const ids: number[] = [];
+    for (const payload of payloads) ids.push((await broker.history.publish('ch', payload))!);
+    // With an idempotency key a publish goes with a message id, not as one marked alone.
+    ids.push((await broker.history.publish('ch', '{"~":"keyed"}', undefined, { key: 'k-1', windowMs: 60_000 }))!);
+    const expected = [...payloads, '{"~":"keyed"}'];
+    const read = await broker.history.read(ids[0]! - 1, new Set(['ch']));
+    t.deepEqual(
+      read.entries.map((entry) => entry.payload),
+      expected,
+    );
+    await until(() => live.length >= expected.length, 5000);
+    t.deepEqual(live, expected);
+  });
+
+  test('after an earlier reconnect, a lost publish that was not stored goes again on a trimmed stream', async (t) => {
+    t.timeout(30_000);
+    const server = await ownNats(t);
+    const relay = await TcpRelay.start(server.port);
+    t.teardown(() => relay.close());
+    const broker = await brokerOn(t, `nats://127.0.0.1:${relay.port}`, 'trimmed', { maxLength: 64 });
+    for (let i = 0; i < 300; i++) await broker.history.publish('ch', event(i));
+    const again = connectedAgain(broker);
+    relay.reset();
+    await again;
+    relay.cut();
+    const outcomes = Array.from({ length: 20 }, (_, i) => outcome(broker.history.publish('ch', event(300 + i))));
+    await delay(200);
+    relay.reset();
+    t.true(
+      (await Promise.all(outcomes)).every((id) => typeof id === 'number'),
+      'none failed',
+    );
+    const read = await broker.history.read((await broker.history.head()) - 20, new Set(['ch']));
+    t.deepEqual(
+      read.entries.map((entry) => entry.payload),
+      Array.from({ length: 20 }, (_, i) => event(300 + i)),
+      'each stored once, in order',
+    );
+  });
+
+  test('a stream made anew under a lost publish: it is found there, not stored twice', async (t) => {
+    t.timeout(40_000);
+    const server = await ownNats(t);
+    const relay = await TcpRelay.start(server.port);
+    t.teardown(() => relay.close());
+    const broker = await brokerOn(t, `nats://127.0.0.1:${relay.port}`, 'anew');
+    for (let i = 0; i < 200; i++) await broker.history.publish('ch', event(i));
+    // Published as soon as the client is back, before the broker has opened the stream again.
+    let outcomes: Promise<number | string | undefined>[] = [];
+    const nc = (broker as unknown as { nc: import('@nats-io/transport-node').NatsConnection }).nc;
+    const sent = (async () => {
+      for await (const status of nc.status()) {
+        if (status.type !== 'reconnect') continue;
+        relay.cutReplies();
+        outcomes = Array.from({ length: 20 }, (_, i) => outcome(broker.history.publish('ch', event(1000 + i))));
+        return;
+      }
+    })();
+    await server.kill('SIGKILL');
+    await server.restart({ wipe: true });
+    const other = await brokerOn(t, server.url, 'anew');
+    for (let i = 0; i < 10; i++) await other.history.publish('ch', event(2000 + i));
+    await sent;
+    await until(async () => (await storedCount(server.url, broker.history.stream)) === 30, 10_000);
+    relay.reset();
+    t.true(
+      (await Promise.all(outcomes)).every((id) => typeof id === 'number'),
+      'none failed',
+    );
+    const payloads = await storedPayloads(server.url, broker.history.stream);
+    t.is(payloads.length, 30, 'none stored twice');
+  });
+
+  test('a lost publish whose part of the stream aged out is reported failed, not sent again', async (t) => {
+    t.timeout(30_000);
+    const server = await ownNats(t);
+    const relay = await TcpRelay.start(server.port);
+    t.teardown(() => relay.close());
+    const broker = await brokerOn(t, `nats://127.0.0.1:${relay.port}`, 'aged', { maxAgeMs: 1000 });
+    relay.cutReplies();
+    const outcomes = Array.from({ length: 20 }, (_, i) => outcome(broker.history.publish('ch', event(i))));
+    await until(async () => (await storedCount(server.url, broker.history.stream)) === 20, 5000);
+    await until(async () => (await storedCount(server.url, broker.history.stream)) === 0, 5000);
+    relay.reset();
+    t.deepEqual(await Promise.all(outcomes), Array(20).fill('AckLostError'), 'it may have been stored: the caller is told, nothing goes twice');
+    const nc = await connect({ servers: server.url });
+    t.teardown(() => nc.close());
+    t.is((await (await jetstreamManager(nc)).streams.info(broker.history.stream)).state.last_seq, 20, 'nothing was stored again');
   });
 }
