@@ -236,16 +236,15 @@ export class NatsHistory implements EventHistory {
       const from = Math.min(...looking.map((l) => sequenceOf(l.after))) + 1;
       const found = new Map<string, number>();
       // Where the read began: what was below it (trimmed or aged out) cannot be looked at.
-      let readFrom = Math.max(from, state.first_seq);
+      let readFrom: number | undefined;
       if (from <= state.last_seq) {
-        let first = true;
         for await (const message of this.messages(from, state.last_seq)) {
-          if (first) readFrom = message.seq;
-          first = false;
+          readFrom ??= message.seq;
           const marked = attemptOf(message.string());
           if (marked !== undefined) found.set(marked, message.seq);
         }
       }
+      readFrom ??= Math.max(from, state.first_seq);
       for (const l of looking) {
         const sequence = found.get(l.attempt);
         if (sequence !== undefined) l.resolve(sequence);

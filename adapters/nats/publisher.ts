@@ -156,10 +156,10 @@ export class JetStreamPublisher {
    * whether nats.js sent it before the connection dropped or held it and
    * sent it on the new one. Those still waiting went out on the old
    * connection and are never answered: each fails with `AckLostError`, at
-   * once rather than at its time-out. Returns how many they were. One node
-   * only: a replicated stream's leader may change, and with it the order.
+   * once rather than at its time-out. One node only: a replicated stream's
+   * leader may change, and with it the order.
    */
-  async settleLost(stream: string, subject: string, timeoutMs: number): Promise<number> {
+  async settleLost(stream: string, subject: string, timeoutMs: number): Promise<void> {
     const sentBefore = this.nextToken;
     try {
       // Outside the window, which may be full of the lost ones it is to free.
@@ -168,14 +168,10 @@ export class JetStreamPublisher {
     } catch (error) {
       if (!(error instanceof JetStreamApiError && error.code === notThisStream)) throw error;
     }
-    let lost = 0;
     for (const [token, waiter] of this.pending) {
       if (token >= sentBefore) break;
-      if (waiter.stream !== stream) continue;
-      this.settle(token)?.reject(new AckLostError());
-      lost++;
+      if (waiter.stream === stream) this.settle(token)?.reject(new AckLostError());
     }
-    return lost;
   }
 
   /** The inbox prefix on `connection`, subscribed the first time (and again should the connection be a new one). */

@@ -5,7 +5,7 @@
  * each event is stored once, and nobody sees the attempt's mark.
  */
 import test, { type ExecutionContext } from 'ava';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { jetstreamManager, type StreamState } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { NatsBroker } from '../../../adapters/nats/index.js';
 import { findBinary, startNats, type BrokerProcess } from '../../helpers/processes.js';
@@ -51,13 +51,27 @@ async function storedPayloads(url: string, stream: string): Promise<string[]> {
   }
 }
 
-async function storedCount(url: string, stream: string): Promise<number> {
+/** The stream's state, read apart from the broker under test. */
+async function streamState(url: string, stream: string): Promise<StreamState> {
   const nc = await connect({ servers: url });
   try {
-    return (await (await jetstreamManager(nc)).streams.info(stream)).state.messages;
+    return (await (await jetstreamManager(nc)).streams.info(stream)).state;
   } finally {
     await nc.close();
   }
+}
+
+async function storedCount(url: string, stream: string): Promise<number> {
+  return (await streamState(url, stream)).messages;
+}
+
+/** A nats-server of its own, and a broker that reaches it through a relay that can hold or cut its connection. */
+async function relayedBroker(t: ExecutionContext, prefix: string, history?: { maxLength?: number; maxAgeMs?: number }) {
+  const server = await ownNats(t);
+  const relay = await TcpRelay.start(server.port);
+  t.teardown(() => relay.close());
+  const broker = await brokerOn(t, `nats://127.0.0.1:${relay.port}`, prefix, history);
+  return { server, relay, broker };
 }
 
 const event = (i: number) => JSON.stringify({ kind: 'notify', selector: 'cmd.n', body: String(i) });
@@ -78,10 +92,7 @@ if (!binary) {
 } else {
   test('answers lost with the connection: the stored publishes are answered with their ids, the others sent again, and each is stored once', async (t) => {
     t.timeout(60_000);
-    const server = await ownNats(t);
-    const relay = await TcpRelay.start(server.port);
-    t.teardown(() => relay.close());
-    const broker = await brokerOn(t, `nats://127.0.0.1:${relay.port}`, 'lost');
+    const { server, relay, broker } = await relayedBroker(t, 'lost');
     const live: string[] = [];
     broker.onMessage((topic, payload) => topic === 'ch' && live.push(payload));
     await broker.subscribe(['ch']);
@@ -175,10 +186,7 @@ if (!binary) {
 
   test('after an earlier reconnect, a lost publish that was not stored goes again on a trimmed stream', async (t) => {
     t.timeout(30_000);
-    const server = await ownNats(t);
-    const relay = await TcpRelay.start(server.port);
-    t.teardown(() => relay.close());
-    const broker = await brokerOn(t, `nats://127.0.0.1:${relay.port}`, 'trimmed', { maxLength: 64 });
+    const { server, relay, broker } = await relayedBroker(t, 'trimmed', { maxLength: 64 });
     for (let i = 0; i < 300; i++) await broker.history.publish('ch', event(i));
     const again = connectedAgain(broker);
     relay.reset();
@@ -201,10 +209,7 @@ if (!binary) {
 
   test('a stream made anew under a lost publish: it is found there, not stored twice', async (t) => {
     t.timeout(40_000);
-    const server = await ownNats(t);
-    const relay = await TcpRelay.start(server.port);
-    t.teardown(() => relay.close());
-    const broker = await brokerOn(t, `nats://127.0.0.1:${relay.port}`, 'anew');
+    const { server, relay, broker } = await relayedBroker(t, 'anew');
     for (let i = 0; i < 200; i++) await broker.history.publish('ch', event(i));
     // Published as soon as the client is back, before the broker has opened the stream again.
     let outcomes: Promise<number | string | undefined>[] = [];
@@ -234,18 +239,13 @@ if (!binary) {
 
   test('a lost publish whose part of the stream aged out is reported failed, not sent again', async (t) => {
     t.timeout(30_000);
-    const server = await ownNats(t);
-    const relay = await TcpRelay.start(server.port);
-    t.teardown(() => relay.close());
-    const broker = await brokerOn(t, `nats://127.0.0.1:${relay.port}`, 'aged', { maxAgeMs: 1000 });
+    const { server, relay, broker } = await relayedBroker(t, 'aged', { maxAgeMs: 1000 });
     relay.cutReplies();
     const outcomes = Array.from({ length: 20 }, (_, i) => outcome(broker.history.publish('ch', event(i))));
     await until(async () => (await storedCount(server.url, broker.history.stream)) === 20, 5000);
     await until(async () => (await storedCount(server.url, broker.history.stream)) === 0, 5000);
     relay.reset();
     t.deepEqual(await Promise.all(outcomes), Array(20).fill('AckLostError'), 'it may have been stored: the caller is told, nothing goes twice');
-    const nc = await connect({ servers: server.url });
-    t.teardown(() => nc.close());
-    t.is((await (await jetstreamManager(nc)).streams.info(broker.history.stream)).state.last_seq, 20, 'nothing was stored again');
+    t.is((await streamState(server.url, broker.history.stream)).last_seq, 20, 'nothing was stored again');
   });
 }
