@@ -1,10 +1,13 @@
 import type { PresenceStore } from './broker.js';
+import { decodeRecord as decode, encodeRecord as encode } from './record-format.js';
 import { topics } from './topics.js';
+
+export { buildMeta } from './record-format.js';
 
 /**
  * What the cluster knows about one subscription: the record kept in the
- * broker's presence store, readable from every server. This file is the only
- * place that reads or writes its format.
+ * broker's presence store, readable from every server. Every read and write
+ * of one goes through `Records` here, in the form `record-format.ts` gives it.
  */
 export interface SubscriptionInfo {
   /** The subscription id: 20 characters of `[A-Za-z0-9]`. */
@@ -44,19 +47,6 @@ export interface VersionedRecord {
   version: string;
 }
 
-/** Builds the public meta map of a subscription from its fields. */
-export function buildMeta(info: Omit<SubscriptionInfo, 'meta'>, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    userId: info.userId,
-    isAuthenticated: String(info.isAuthenticated),
-    displayName: info.displayName,
-    channels: info.channels.join(','),
-    createdAt: String(info.createdAt),
-    profileUrl: info.profileUrl,
-    ...extra,
-  };
-}
-
 /**
  * The channel list after a change: removals first, as ServiceStack does,
  * then additions in order, each once.
@@ -81,9 +71,6 @@ export function recordWith(info: Omit<SubscriptionInfo, 'meta'> & { meta?: Recor
 export function withChannels(info: SubscriptionInfo, channels: string[]): SubscriptionInfo {
   return recordWith(info, { channels, meta: Object.assign({}, info.meta, { channels: channels.join(',') }) });
 }
-
-const encode = (info: SubscriptionInfo): string => JSON.stringify(info);
-const decode = (record: string): SubscriptionInfo => JSON.parse(record) as SubscriptionInfo;
 
 /**
  * The index keys a record is listed under: what the API looks subscriptions
