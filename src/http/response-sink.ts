@@ -46,12 +46,29 @@ function schedule(sink: ResponseSink, delayMs: number): void {
  * long as the response lives: a stream holds it for hours. Reading one
  * character flattens it into one string, about 0.7 KB less per stream.
  * `_header` is Node's private field, so this does nothing where it is not
- * there (HTTP/2, another Node). The header map stays: an app's logging or
- * tracing may read a stream's response headers once it has opened.
+ * there (HTTP/2, another Node). Where a header map is kept (a hook set
+ * headers of its own, see `setSessionCookie`), it stays: an app's logging
+ * or tracing may read those once the stream has opened.
  */
 function flattenHead(res: ServerResponse): void {
   const head = (res as unknown as { _header?: unknown })._header;
   if (typeof head === 'string') head.charCodeAt(0);
+}
+
+/**
+ * A response head given whole to `writeHead` goes out without the header
+ * map Node otherwise keeps for the response's life (an object, and an array
+ * for each header: some 0.4 KB a stream). So the new session's cookie joins
+ * the stream's own headers, unless a hook has set headers already: then the
+ * map exists anyway, and the cookie is added to it beside any it holds.
+ */
+function setSessionCookie(res: ServerResponse, headers: Record<string, string>, cookie: string): void {
+  if (res.getHeaderNames().length === 0) {
+    headers['Set-Cookie'] = cookie;
+    return;
+  }
+  const set = res.getHeader('set-cookie');
+  res.setHeader('Set-Cookie', [...(set === undefined ? [] : Array.isArray(set) ? set : [String(set)]), cookie]);
 }
 
 /**
@@ -84,6 +101,8 @@ export class ResponseSink implements EventSink {
   subscription: EventSubscription | undefined;
   /** Whether this stream still holds a place among its address's streams (see `StreamLimits`). */
   holdsPlace = true;
+  /** The `Set-Cookie` of a new session, sent with the head (see `open`). */
+  sessionCookie: string | undefined;
   private opened = false;
   private gone = false;
   private headerTimer: NodeJS.Timeout | undefined;
@@ -154,6 +173,8 @@ export class ResponseSink implements EventSink {
       'Cache-Control': 'no-cache',
       'X-Accel-Buffering': 'no',
     };
+    if (this.sessionCookie !== undefined) setSessionCookie(res, headers, this.sessionCookie);
+    this.sessionCookie = undefined;
     // Once a stream ends, its connection goes with it: a client that vanished without closing (it stopped
     // heartbeating, and its lease ran out) must not leave a socket held open for keep-alive. HTTP/2 has no such header.
     if (req.httpVersionMajor < 2) {

@@ -10,7 +10,7 @@ import type { KeepAlive } from './keep-alive.js';
 import type { StreamLimits } from './limits.js';
 import { httpDefaults, paths, type MiddlewareOptions } from './options.js';
 import { ResponseSink, type SinkOwner } from './response-sink.js';
-import { ensureSessionId } from './session.js';
+import { sessionOf } from './session.js';
 
 /** What the middleware shares among its streams. */
 export interface StreamServices {
@@ -54,7 +54,11 @@ export async function openEventStream(ctx: Context, events: ServerEvents, option
   try {
     started = await openAdmitted(ctx, events, options, services.keepAlive, sink);
   } finally {
-    if (!started) releasePlace(sink, services.limits);
+    if (!started) {
+      releasePlace(sink, services.limits);
+      // The new session a refusal was given, as any other response of the session's first request would be.
+      if (sink.sessionCookie !== undefined && !ctx.headerSent) ctx.append('Set-Cookie', sink.sessionCookie);
+    }
   }
 }
 
@@ -82,7 +86,9 @@ async function openAdmitted(
   if (options.limitToAuthenticatedUsers && !isAuthenticated(identity)) return refuse(401, 'Auth Required');
   const identityIssue = identityProblem(identity);
   if (identityIssue) return refuse(400, identityIssue);
-  const sessionId = identity.sessionId ?? ensureSessionId(ctx);
+  const session = identity.sessionId !== undefined ? { sessionId: identity.sessionId } : sessionOf(ctx);
+  const { sessionId } = session;
+  sink.sessionCookie = session.cookie;
   const user = channelUserOf(identity, sessionId);
   const forbidden = await firstForbiddenChannel(options, user, channels, ctx);
   if (forbidden !== undefined) return refuse(403, `Not allowed to join channel '${forbidden}'`);
