@@ -106,7 +106,8 @@ export class ResponseSink implements EventSink {
   private opened = false;
   private gone = false;
   private headerTimer: NodeJS.Timeout | undefined;
-  private closeListeners: Array<() => void> | undefined;
+  /** One listener as it is (a stream has one: its subscription's), more in an array. */
+  private closeListeners: (() => void) | Array<() => void> | undefined;
   /** Frames written since the last flush, in one string. */
   private pending = '';
   /** When the last write went to the socket (`performance.now()`). */
@@ -135,9 +136,10 @@ export class ResponseSink implements EventSink {
       this.pending = '';
       clearTimeout(this.headerTimer);
       this.owner.closed(this);
-      const listeners = this.closeListeners ?? [];
+      const listeners = this.closeListeners;
       this.closeListeners = undefined;
-      for (const listener of listeners) listener();
+      if (typeof listeners === 'function') listeners();
+      else for (const listener of listeners ?? []) listener();
     });
   }
 
@@ -229,7 +231,9 @@ export class ResponseSink implements EventSink {
   /** Calls `listener` once when the client goes away; at once if it has already. */
   onClose(listener: () => void): void {
     if (this.gone) listener();
-    else (this.closeListeners ??= []).push(listener);
+    else if (this.closeListeners === undefined) this.closeListeners = listener;
+    else if (typeof this.closeListeners === 'function') this.closeListeners = [this.closeListeners, listener];
+    else this.closeListeners.push(listener);
   }
 
   private get isGone(): boolean {

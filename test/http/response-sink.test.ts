@@ -71,3 +71,17 @@ test('ending a stream writes what waits first; a client that went away gets noth
   t.deepEqual(other.writes, []);
   t.deepEqual(closed, [gone], 'its owner hears of it once');
 });
+
+test('everyone who asked hears once that the client went away, and one who asks later hears at once', (t) => {
+  const { ctx } = fakeContext();
+  const sink = new ResponseSink(ctx, '127.0.0.1', idle, 1 << 20);
+  const heard: string[] = [];
+  sink.onClose(() => heard.push('first'));
+  sink.onClose(() => heard.push('second'));
+  sink.onClose(() => heard.push('third'));
+  ctx.req.emit('close');
+  ctx.req.emit('close');
+  t.deepEqual(heard, ['first', 'second', 'third']);
+  sink.onClose(() => heard.push('late'));
+  t.deepEqual(heard, ['first', 'second', 'third', 'late']);
+});
