@@ -67,8 +67,8 @@ function setSessionCookie(res: ServerResponse, headers: Record<string, string>, 
     headers['Set-Cookie'] = cookie;
     return;
   }
-  const set = res.getHeader('set-cookie');
-  res.setHeader('Set-Cookie', [...(set === undefined ? [] : Array.isArray(set) ? set : [String(set)]), cookie]);
+  const set = res.getHeader('set-cookie') ?? [];
+  res.setHeader('Set-Cookie', [...[set].flat().map(String), cookie]);
 }
 
 /**

@@ -86,9 +86,8 @@ async function openAdmitted(
   if (options.limitToAuthenticatedUsers && !isAuthenticated(identity)) return refuse(401, 'Auth Required');
   const identityIssue = identityProblem(identity);
   if (identityIssue) return refuse(400, identityIssue);
-  const session = identity.sessionId !== undefined ? { sessionId: identity.sessionId } : sessionOf(ctx);
-  const { sessionId } = session;
-  sink.sessionCookie = session.cookie;
+  const { sessionId, cookie } = identity.sessionId != null ? { sessionId: identity.sessionId } : sessionOf(ctx);
+  sink.sessionCookie = cookie;
   const user = channelUserOf(identity, sessionId);
   const forbidden = await firstForbiddenChannel(options, user, channels, ctx);
   if (forbidden !== undefined) return refuse(403, `Not allowed to join channel '${forbidden}'`);
