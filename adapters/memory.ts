@@ -151,6 +151,18 @@ class MemoryKeys implements ExpiringKeys {
   }
 }
 
+/**
+ * `text`, made one piece in memory. V8 builds a long string (what
+ * `JSON.stringify` returns, a concatenation) as a tree of pieces and keeps
+ * it so until something reads it whole, as converting it to a number does:
+ * a 260-byte record then takes some 300 bytes instead of some 440, and one
+ * is held here for every connection.
+ */
+function inOnePiece(text: string): string {
+  Number(text);
+  return text;
+}
+
 interface Entry extends Lease {
   indexes: readonly string[];
 }
@@ -222,7 +234,7 @@ class MemoryPresence implements PresenceStore {
   private write(id: string, record: string, indexes: readonly string[], ttlMs: number): void {
     const previous = this.entries.get(id);
     // Assigned, not spread: V8 gives each object made by a leading spread a hidden class of its own.
-    this.entries.set(id, Object.assign(leaseOf(record, ttlMs), { indexes: [...indexes] }));
+    this.entries.set(id, Object.assign(leaseOf(inOnePiece(record), ttlMs), { indexes: [...indexes] }));
     for (const index of previous?.indexes ?? []) if (!indexes.includes(index)) this.unindex(index, id);
     for (const index of indexes) this.index(index, id);
   }
