@@ -6,7 +6,7 @@ import { readMissed, writeMissed, type Missed } from './replay.js';
 import { EventSubscription, type EventSink, type FrameOptions } from './subscription.js';
 import type { Records, SubscriptionInfo } from './records.js';
 import { RecentSet } from './recent-set.js';
-import { isPrivateTopic, TopicRouter, topics, topicsOf } from './topics.js';
+import { isPrivateTopic, routedTopicsOf, subscriptionIdOf, TopicRouter, topics, topicsOf } from './topics.js';
 
 /**
  * Everything between the broker and this server's streams: the streams held
@@ -34,9 +34,14 @@ export class Delivery {
     this.frames = { ownNumbering: !core.broker.history, beforeWrite: (sub, frame) => this.beforeWrite(sub, frame) };
   }
 
-  /** Subscribes to this server's inbox, where the events and controls for the private audiences it holds arrive. */
+  /**
+   * Subscribes to this server's inbox, where the events and controls for the
+   * private audiences it holds arrive, and to everyone's topic, which every
+   * stream is in: held for the server's life rather than counted per stream
+   * (see `routedTopicsOf`).
+   */
   async openInbox(): Promise<void> {
-    await this.core.broker.subscribe([topics.server(this.core.serverId)]);
+    await this.core.broker.subscribe([topics.server(this.core.serverId), topics.all]);
     this.inboxOpen = true;
   }
 
@@ -77,8 +82,8 @@ export class Delivery {
 
   /** The servers holding a member of a private audience, live or detached: one record for a subscription, else its index. */
   private async holdersOf(topic: string): Promise<string[]> {
-    if (topic.startsWith('sub.')) {
-      const id = decodeURIComponent(topic.slice('sub.'.length));
+    const id = subscriptionIdOf(topic);
+    if (id !== undefined) {
       if (this.local.has(id)) return [this.core.serverId];
       const info = await this.records.read(id);
       return info ? [info.serverId] : [];
@@ -117,7 +122,7 @@ export class Delivery {
 
   /** Starts delivering `sub`'s topics; resolves once events published afterwards are certain to arrive. */
   listen(sub: EventSubscription): Promise<void> {
-    return this.router.add(sub, topicsOf(sub.info));
+    return this.router.add(sub, routedTopicsOf(sub.info));
   }
 
   /** Follows a channel change of `sub` in the topics it listens on. */
@@ -136,7 +141,7 @@ export class Delivery {
     const current = this.isHeld(sub);
     if (current) this.local.delete(sub.id);
     sub.close();
-    await this.router.remove(sub, topicsOf(sub.info));
+    await this.router.remove(sub, routedTopicsOf(sub.info));
     return current;
   }
 
@@ -161,7 +166,7 @@ export class Delivery {
 
   /** Broker topics this server is subscribed to: its inbox, everyone and each channel its streams are in. */
   get brokerTopics(): number {
-    return this.router.subscribedTopics.size + (this.inboxOpen ? 1 : 0);
+    return this.router.subscribedTopics.size + (this.inboxOpen ? 2 : 0);
   }
 
   /** How many of this server's streams are in each channel. */
@@ -214,7 +219,7 @@ export class Delivery {
     if (envelope.to !== undefined && this.sweepsAudience(audience)) {
       void this.forward(envelope, id).catch((error) => this.core.reportError(error));
     }
-    const members = this.router.membersOf(audience);
+    const members = this.membersOf(audience);
     if (!members) return;
     if (envelope.kind !== 'notify') {
       for (const sub of members) void this.controlHandler(sub, envelope).catch((error) => this.core.reportError(error, sub));
@@ -233,6 +238,15 @@ export class Delivery {
     }
     // Once per message and server, after the last local write: the servers' clocks must agree for this to mean much.
     if (at !== undefined && delivered > 0) for (const listener of this.lagListeners) listener(Date.now() - at);
+  }
+
+  /** The streams here in an audience: every one for everyone, the one of its id for a subscription, else the router's. */
+  private membersOf(audience: string): Iterable<EventSubscription> | undefined {
+    if (audience === topics.all) return this.local.values();
+    const id = subscriptionIdOf(audience);
+    if (id === undefined) return this.router.membersOf(audience);
+    const sub = this.local.get(id);
+    return sub && [sub];
   }
 
   /**

@@ -19,14 +19,34 @@ import type { SubscriptionInfo } from './records.js';
  */
 export const topics = {
   all: 'all',
-  channel: (name: string) => `ch.${encodeName(name)}`,
+  channel: (name: string) => sharedName(channelNames, 'ch.', name),
   userId: (userId: string) => `uid.${encodeName(userId)}`,
   userName: (userName: string) => `uname.${encodeName(userName)}`,
   session: (sessionId: string) => `sess.${encodeName(sessionId)}`,
   subscription: (id: string) => `sub.${encodeName(id)}`,
   /** A server's inbox (what is sent to the private audiences it holds) and the index of its subscriptions. */
-  server: (serverId: string) => `srv.${encodeName(serverId)}`,
+  server: (serverId: string) => sharedName(serverNames, 'srv.', serverId),
 };
+
+/**
+ * The names of channels and servers, made once each: thousands of records
+ * and streams name the same few, and where they are kept (the memory
+ * broker's index lists, a router's keys) one copy then serves them all.
+ * Bounded, in case names come and go: the cache starts over when full.
+ */
+const channelNames = new Map<string, string>();
+const serverNames = new Map<string, string>();
+const sharedNamesKept = 10_000;
+
+function sharedName(cache: Map<string, string>, prefix: string, name: string): string {
+  let topic = cache.get(name);
+  if (topic === undefined) {
+    if (cache.size >= sharedNamesKept) cache.clear();
+    topic = `${prefix}${encodeName(name)}`;
+    cache.set(name, topic);
+  }
+  return topic;
+}
 
 /** True for the topic of a private audience: reached through server inboxes, never subscribed to. */
 export function isPrivateTopic(topic: string): boolean {
@@ -35,10 +55,25 @@ export function isPrivateTopic(topic: string): boolean {
 
 /** Every audience a subscription belongs to: all, itself, its user, user name, session and channels. What its replay reads. */
 export function topicsOf(info: SubscriptionInfo): string[] {
-  const names = [topics.all, topics.subscription(info.id), topics.userId(info.userId), ...info.channels.map(topics.channel)];
+  return [topics.all, topics.subscription(info.id), ...routedTopicsOf(info)];
+}
+
+/**
+ * The audiences a server looks a stream up by in its `TopicRouter`: all but
+ * everyone and the subscription itself, which every stream of the server is
+ * in, one each, so the server finds them among its streams by id instead of
+ * keeping an entry per stream for each (some 100 bytes a connection).
+ */
+export function routedTopicsOf(info: SubscriptionInfo): string[] {
+  const names = [topics.userId(info.userId), ...info.channels.map(topics.channel)];
   if (info.userName) names.push(topics.userName(info.userName));
   if (info.sessionId) names.push(topics.session(info.sessionId));
   return names;
+}
+
+/** The subscription id a subscription's own topic names, or `undefined` for any other topic. */
+export function subscriptionIdOf(topic: string): string | undefined {
+  return topic.startsWith('sub.') ? decodeURIComponent(topic.slice('sub.'.length)) : undefined;
 }
 
 /** Names that encode to themselves: ids, most channels. Told by one test, where encoding costs a call per character. */

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { MemoryBroker } from '../adapters/memory.js';
-import { TopicRouter, topics } from '../src/topics.js';
+import { routedTopicsOf, subscriptionIdOf, TopicRouter, topics, topicsOf } from '../src/topics.js';
 
 /** A memory broker that records the calls the router makes. */
 class RecordingBroker extends MemoryBroker {
@@ -77,4 +77,23 @@ test('private topics are counted for local delivery but never subscribed to; one
   t.is(router.membersOf(topics.subscription('s1')), undefined);
   t.deepEqual(broker.calls.slice(1), ['unsub ch.home']);
   t.deepEqual([...router.subscribedTopics], ['all']);
+});
+
+test('channel and server names are made once and stay right when their cache starts over', (t) => {
+  // Past the cache's bound (10,000 names), it starts over: names made before and after are the same.
+  const first = topics.channel('a.b');
+  const names = Array.from({ length: 10_050 }, (_, i) => topics.channel(`room-${i}`));
+  t.true(names.every((name, i) => name === `ch.room-${i}`));
+  t.is(topics.channel('a.b'), first);
+  t.is(topics.server('srv.1'), 'srv.srv%2E1');
+  t.is(topics.server('srv.1'), topics.server('srv.1'));
+});
+
+test('a stream is routed by its user, channels, user name and session; everyone and its own topic are found by its id', (t) => {
+  const info = { id: 'a.b', userId: '-1', userName: 'ann', sessionId: 's1', channels: ['home', 'x.y'] } as Parameters<typeof topicsOf>[0];
+  t.deepEqual(routedTopicsOf(info), ['uid.-1', 'ch.home', 'ch.x%2Ey', 'uname.ann', 'sess.s1']);
+  t.deepEqual(topicsOf(info), ['all', 'sub.a%2Eb', ...routedTopicsOf(info)], 'a replay reads every audience');
+  t.is(subscriptionIdOf(topics.subscription('a.b')), 'a.b');
+  t.is(subscriptionIdOf(topics.channel('sub.x')), undefined);
+  t.is(subscriptionIdOf(topics.all), undefined);
 });
