@@ -74,7 +74,9 @@ async function openAdmitted(
     sendError(ctx, status, message);
     return false;
   };
-  const channels = [...new Set([...splitList(ctx.query.channels), ...splitList(ctx.query.channel)])];
+  // Read once: each `ctx.query` goes through Koa's getters and cache again.
+  const query = ctx.query;
+  const channels = [...new Set([...splitList(query.channels), ...splitList(query.channel)])];
   if (channels.length === 0) channels.push(UNKNOWN_CHANNEL);
   const problem = channels.map(channelNameProblem).find(Boolean);
   if (problem) return refuse(400, problem);
@@ -91,11 +93,11 @@ async function openAdmitted(
   const user = channelUserOf(identity, sessionId);
   const forbidden = await firstForbiddenChannel(options, user, channels, ctx);
   if (forbidden !== undefined) return refuse(403, `Not allowed to join channel '${forbidden}'`);
-  const lastEventId = readLastEventId(ctx);
+  const lastEventId = readLastEventId(ctx, query.lastEventId);
   if (lastEventId === null) return refuse(400, 'Last-Event-ID must be a non-negative integer');
 
   const urlBase = `${ctx.protocol}://${ctx.host}${options.prefix ?? ''}`;
-  const resume = ctx.query.resume;
+  const resume = query.resume;
   const outcome = await internalsOf(events).lifecycle.open(
     {
       channels,
@@ -131,8 +133,8 @@ async function openAdmitted(
  * sends when it reconnects, or a `lastEventId` query parameter for a first
  * connection. `null` when present but not an integer.
  */
-function readLastEventId(ctx: Context): number | undefined | null {
-  const raw = ctx.get('Last-Event-ID') || ctx.query.lastEventId;
+function readLastEventId(ctx: Context, fromQuery: string | string[] | undefined): number | undefined | null {
+  const raw = ctx.get('Last-Event-ID') || fromQuery;
   if (raw === undefined || raw === '') return undefined;
   const text = String(Array.isArray(raw) ? raw[0] : raw).trim();
   return /^\d{1,16}$/.test(text) ? Number(text) : null;
