@@ -127,12 +127,19 @@ function saturationTable(runs: BenchResults['fanout'], limitMs: number): string 
   return table(header, rows);
 }
 
+/** The server's CPU time per connection accepted, in µs: what connecting costs the server, whatever else shares the cores. */
+function cpuPerConnect(run: CapacityRun): number | undefined {
+  return run.cpu.servers === undefined ? undefined : (run.cpu.servers / run.connectsPerSecond) * 1e6;
+}
+
 function capacityTable(runs: BenchResults['capacity']): string {
   const floor = runs.floor?.ok ? runs.floor.value : undefined;
   const header = [
     'System',
     'connections',
     'connects/s',
+    'vs floor',
+    'server CPU µs / connect',
     'vs floor',
     'RSS per connection',
     'vs floor',
@@ -151,6 +158,8 @@ function capacityTable(runs: BenchResults['capacity']): string {
       count(run.connections),
       count(run.connectsPerSecond),
       id === 'floor' ? '1' : ratio(run.connectsPerSecond, floor?.connectsPerSecond),
+      us(cpuPerConnect(run)),
+      id === 'floor' ? '1' : ratio(cpuPerConnect(run), floor && cpuPerConnect(floor)),
       kib(run.rssPerConnection),
       id === 'floor' ? '1' : ratio(run.rssPerConnection, floor?.rssPerConnection),
       kib(run.heapPerConnection),
