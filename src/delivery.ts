@@ -287,7 +287,8 @@ export class Delivery {
    * After the broker came back, sends every stream here what pub/sub may
    * have dropped meanwhile, or `cmd.onReset` when that cannot be known. The
    * streams were held since the outage began, so their last ids are from
-   * before it and nothing delivered since is lost.
+   * before it and nothing delivered since is lost. Fails, leaving the streams
+   * not yet caught up held, if the broker is found away again meanwhile.
    */
   async catchUp(): Promise<void> {
     for (const sub of this.all()) {
@@ -296,6 +297,8 @@ export class Delivery {
       try {
         missed = await readMissed(this.core.broker.history, sub, new Set(topicsOf(sub.info)), from);
       } catch (error) {
+        // Gone again (a replicated history electing a leader can outlast one call): the recovery starts over once it answers, and this stream and those after it stay held until then, rather than each told to reset.
+        if (this.core.broker.isUnavailable?.(error)) throw error;
         this.core.reportError(error, sub);
         missed = { entries: [], gap: 'the history could not be read after a broker outage' };
       }
