@@ -161,18 +161,29 @@ export class GuardedBroker implements Broker {
     const attempt = call();
     // One timer and one promise per call: this runs several times for every stream that opens.
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const reason = `${what} took longer than ${this.timeoutMs} ms`;
-        this.markStalled(reason);
-        reject(new BrokerUnavailableError(`the ${this.name} broker did not answer: ${reason}`));
-      }, this.timeoutMs);
+      let settled = false;
+      // Timers run before the socket reads of the same turn of the event loop: a server too busy to read
+      // (thousands of clients reconnecting at once) would take an answer already waiting for a broker that
+      // did not answer. So the verdict waits for the reads of the turn the timer fired in (`setImmediate`).
+      const timer = setTimeout(
+        () =>
+          setImmediate(() => {
+            if (settled) return;
+            const reason = `${what} took longer than ${this.timeoutMs} ms`;
+            this.markStalled(reason);
+            reject(new BrokerUnavailableError(`the ${this.name} broker did not answer: ${reason}`));
+          }),
+        this.timeoutMs,
+      );
       // What a frozen broker answers after the deadline is of no use any more, and is dropped (a settled promise ignores it).
       attempt.then(
         (value) => {
+          settled = true;
           clearTimeout(timer);
           resolve(value);
         },
         (error: unknown) => {
+          settled = true;
           clearTimeout(timer);
           // The client library gave up on its own (its time-out, a closed connection): the same as ours.
           if (!(error instanceof BrokerUnavailableError) && this.inner.isUnavailable?.(error)) {
