@@ -12,6 +12,7 @@ export interface Settings {
   notifyChannelOfSubscriptions: boolean;
   maxMessageBytes: number;
   maxChannelsPerSubscription: number;
+  maxRegistrationsInFlight: number;
 }
 
 /**
@@ -44,7 +45,11 @@ export function createCore(broker: Broker, serverId: string, options: ServerEven
     notifyChannelOfSubscriptions: options.notifyChannelOfSubscriptions ?? defaults.notifyChannelOfSubscriptions,
     maxMessageBytes: options.maxMessageBytes ?? defaults.maxMessageBytes,
     maxChannelsPerSubscription: options.maxChannelsPerSubscription ?? defaults.maxChannelsPerSubscription,
+    maxRegistrationsInFlight: options.maxRegistrationsInFlight ?? defaults.maxRegistrationsInFlight,
   };
+  if (!(Number.isInteger(settings.maxRegistrationsInFlight) && settings.maxRegistrationsInFlight >= 1)) {
+    throw new RangeError(`maxRegistrationsInFlight must be a whole number, at least 1, not ${String(options.maxRegistrationsInFlight)}`);
+  }
   const reportError = (error: unknown, sub?: EventSubscription) => {
     counters.errors++;
     if (options.onError) options.onError(error, sub);

@@ -2,6 +2,7 @@ import type { Core } from './core.js';
 import type { Delivery } from './delivery.js';
 import { DetachedSubscriptions } from './detached.js';
 import { createRandomId, defaultProfileUrl, isAuthenticated, safeDisplayName, type Identity } from './identity.js';
+import { Slots } from './limited.js';
 import { buildMeta, recordWith, type Records, type SubscriptionInfo } from './records.js';
 import { readMissed, writeMissed, type Missed } from './replay.js';
 import type { EventSink, EventSubscription } from './subscription.js';
@@ -68,12 +69,16 @@ export class Lifecycle {
   private readonly departures = new Set<Promise<void>>();
   /** Subscriptions detached from a stream of this server, with the time their lease runs out: this server sweeps them. */
   private readonly detached = new DetachedSubscriptions();
+  /** Streams registering now, at most `maxRegistrationsInFlight`; a client that leaves while it waits is not registered. */
+  private readonly registering: Slots;
 
   constructor(
     private readonly core: Core,
     private readonly records: Records,
     private readonly delivery: Delivery,
-  ) {}
+  ) {
+    this.registering = new Slots(core.settings.maxRegistrationsInFlight);
+  }
 
   // ---- opening → live --------------------------------------------------------
 
@@ -83,7 +88,11 @@ export class Lifecycle {
    * user), builds the record and the `cmd.onConnect` arguments, starts the
    * stream on `sink`, replays what the client missed and announces the join.
    */
-  async open(request: OpenRequest, sink: EventSink): Promise<OpenOutcome> {
+  open(request: OpenRequest, sink: EventSink): Promise<OpenOutcome> {
+    return this.registering.run(() => (request.isGone() ? Promise.resolve({ gone: true as const }) : this.openNow(request, sink)));
+  }
+
+  private async openNow(request: OpenRequest, sink: EventSink): Promise<OpenOutcome> {
     const resumable = await this.findResumable(request);
     if (resumable && request.refuseKept) {
       // A resumed subscription keeps its channels: they are asked about again, since access may have been taken away.

@@ -46,6 +46,15 @@ export interface ServerEventsOptions {
   maxMessageBytes?: number;
   /** The most channels one subscription may hold, on connect and after updates; more is refused (400). Default 64. */
   maxChannelsPerSubscription?: number;
+  /**
+   * How many streams register at once (a new subscription's or a resumed
+   * one's broker calls, and their hooks); the others wait their turn. When a
+   * server dies, thousands of clients resume on the rest at once: without a
+   * bound, their calls queue in the broker and in this server, and the last
+   * ones, and any publish behind them, take longer than `brokerTimeoutMs`.
+   * Default 128.
+   */
+  maxRegistrationsInFlight?: number;
   /** Turns a message into the body text. Default `JSON.stringify`; `null`/`undefined` become an empty body. */
   serialize?: (message: unknown) => string;
   /** Identifies this process in presence records. Default: random. */
@@ -72,4 +81,5 @@ export const defaults = {
   notifyChannelOfSubscriptions: true,
   maxMessageBytes: 512 * 1024,
   maxChannelsPerSubscription: 64,
+  maxRegistrationsInFlight: 128,
 };
