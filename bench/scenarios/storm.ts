@@ -59,6 +59,15 @@ export interface StormSettings {
   prefix: string;
 }
 
+/** How long after the publishing ends the run waits for the moved clients to be back and caught up. */
+const backWaitMs = 60_000;
+
+/** Every moved client is back, and no client misses anything. */
+function everyoneBack(findings: StormFindings[]): boolean {
+  const sum = (pick: (f: StormFindings) => number) => findings.reduce((total, f) => total + pick(f), 0);
+  return sum((f) => f.resumeMs.length) === sum((f) => f.moving) && sum((f) => f.missed) === 0;
+}
+
 export async function runStorm(system: System, settings: StormSettings, phase: string): Promise<StormRun> {
   const spec = system.spec(settings.brokers, settings.prefix);
   const cluster = await Cluster.start({ ...spec, env: { ...spec.env, ROOMS: String(settings.rooms) } }, 3);
@@ -103,18 +112,24 @@ export async function runStorm(system: System, settings: StormSettings, phase: s
     const killedAt = now();
     await cluster.kill(0);
     const published = await publishing;
-    // The last clients to come back replay what they missed; give them a moment.
+    const report = () =>
+      Promise.all(
+        loads.map(async (load) => {
+          load.send({ type: 'report', killedAt, firstSeq: 0, lastSeq: count - 1 } satisfies ToStormProcess);
+          return ((await nextMessage<FromStormProcess>(load, 'report', 60_000)) as Extract<FromStormProcess, { type: 'report' }>).findings;
+        }),
+      );
+    // The last clients to come back replay what they missed. How long they take is what is measured, so
+    // the run waits for them (a slower machine takes longer to serve thousands of reconnects), up to a bound.
     progress(phase, 'waiting for the moved clients');
-    await sleep(Math.min(5000, settings.afterS * 1000));
+    const waitUntil = now() + backWaitMs;
+    let findings = await report();
+    while (!everyoneBack(findings) && now() < waitUntil) {
+      await sleep(500);
+      findings = await report();
+    }
     clearInterval(sampling);
     sampling = undefined;
-
-    const findings = await Promise.all(
-      loads.map(async (load) => {
-        load.send({ type: 'report', killedAt, firstSeq: 0, lastSeq: count - 1 } satisfies ToStormProcess);
-        return ((await nextMessage<FromStormProcess>(load, 'report', 60_000)) as Extract<FromStormProcess, { type: 'report' }>).findings;
-      }),
-    );
     return summarise(settings, findings, count, published.failed, settings.brokerPids.length > 0 ? peak : undefined);
   } finally {
     if (sampling) clearInterval(sampling);
