@@ -60,17 +60,18 @@ export function presenceContract(factory: ClusterFactory): void {
     const leaseMs = 2000;
     let previousStart = performance.now();
     await a!.presence.put('t1', 'beating', ['ch.t'], leaseMs);
-    for (let i = 0; i < 6; i++) {
+    let kept = true;
+    for (let i = 0; i < 6 && kept; i++) {
       await delay(400);
       const start = performance.now();
-      const renewed = await b!.presence.touch('t1', leaseMs);
+      kept = await b!.presence.touch('t1', leaseMs);
       const span = performance.now() - previousStart;
-      if (span < leaseMs) t.true(renewed, `renewal ${i + 1}, ${Math.round(span)} ms after the previous one`);
+      if (span < leaseMs) t.true(kept, `renewal ${i + 1}, ${Math.round(span)} ms after the previous one`);
       else t.log(`renewal ${i + 1} came ${Math.round(span)} ms after the previous one: not judged`);
-      if (!renewed) return;
       previousStart = start;
     }
-    t.is(await a!.presence.get('t1'), 'beating', 'kept alive past its first lease');
+    // A lease that lapsed unjudged is simply not kept alive: what follows holds either way.
+    if (kept) t.is(await a!.presence.get('t1'), 'beating', 'kept alive past its first lease');
     await delay(leaseMs + 500);
     t.false(await b!.presence.touch('t1', 5000), 'too late');
     t.is(await a!.presence.get('t1'), undefined, 'touch did not revive it');
