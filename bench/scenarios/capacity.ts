@@ -5,8 +5,8 @@
  * hold.
  *
  * The memory per connection is what the second half of the connections
- * added, measured between the halves and after: what one more connection
- * costs a server that already holds thousands. From an empty server the
+ * added (see `checkpoints`): what one more connection costs a server that
+ * already holds thousands. From an empty server the
  * figure would also hold what grows once and then stays, above all V8's
  * young generation, which doubles (16 MiB more) at some point in the first
  * thousands of connections or before them, as V8's sizing sees fit: a
@@ -52,64 +52,81 @@ export interface CapacitySettings {
   prefix: string;
 }
 
+/**
+ * Connections are opened in `checkpoints` equal steps, memory measured after
+ * each. What a connection costs is the least-squares slope of the
+ * measurements from the middle on: one difference of two readings, each
+ * taken after thousands of connections at once, is at the mercy of when the
+ * allocator and V8 hand memory back (on NATS, identical runs read 5.7 to
+ * 13.6 KiB per connection so, with the same heap).
+ */
+const checkpoints = 8;
+
 export async function runCapacity(system: System, settings: CapacitySettings, phase: string): Promise<CapacityRun> {
   const spec = system.spec(settings.brokers, settings.prefix);
   const cluster = await Cluster.start({ ...spec, env: { ...spec.env, HOUSEKEEPING_MS: String(settings.housekeepingMs) } }, 1);
-  // Two halves: memory is measured between them and after, and what a connection costs is what the second half added.
-  const firstHalf = Math.floor(settings.connections / 2);
   const target = system.target(cluster.ports[0]!);
-  const halves = [firstHalf, settings.connections - firstHalf].map((count) => new LoadGenerator(system.client, Array(count).fill(target), settings.threads, 128));
+  const sizes = Array.from({ length: checkpoints }, (_, i) => Math.floor((settings.connections * (i + 1)) / checkpoints) - Math.floor((settings.connections * i) / checkpoints));
+  const steps = sizes.map((count) => new LoadGenerator(system.client, Array(count).fill(target), settings.threads, 128));
   try {
-    await Promise.all(halves.map((half) => half.ready()));
+    await Promise.all(steps.map((step) => step.ready()));
     const broker = () => (settings.brokerPids.length > 0 ? totalCpuSeconds(settings.brokerPids) : undefined);
-    let connectSeconds = 0;
-    const connectHalf = async (half: LoadGenerator, offset: number) => {
-      const started = performance.now();
-      await half.connect((connected) => progress(phase, `${offset + connected}/${settings.connections} connected`));
-      connectSeconds += (performance.now() - started) / 1000;
-    };
     const cpuNow = () => ({ generator: ownCpuSeconds(), servers: totalCpuSeconds(cluster.pids), broker: broker() });
-    const cpuBefore = cpuNow();
-    await connectHalf(halves[0]!, 0);
-    const cpuHalf = cpuNow();
-    progress(phase, 'measuring memory');
-    const middle = await cluster.ask<'memory'>(0, { type: 'memory' });
-    const cpuResumed = cpuNow();
-    await connectHalf(halves[1]!, firstHalf);
-    const cpuEnd = cpuNow();
-    // The CPU of the connects alone: the pause to measure memory between the halves is left out.
-    const spent = (pick: (cpu: typeof cpuEnd) => number | undefined) => {
-      const [a, b, c, d] = [cpuBefore, cpuHalf, cpuResumed, cpuEnd].map(pick);
-      return a === undefined || b === undefined || c === undefined || d === undefined ? undefined : b - a + (d - c);
-    };
-    progress(phase, 'measuring memory');
-    const after = await cluster.ask<'memory'>(0, { type: 'memory' });
-    const secondHalf = settings.connections - firstHalf;
+    // The connects alone are timed and their CPU counted: the pauses to measure memory between the steps are left out.
+    let connectSeconds = 0;
+    const spentCpu = { generator: 0, servers: 0 as number | undefined, broker: 0 as number | undefined };
+    const add = (total: number | undefined, before: number | undefined, after: number | undefined) =>
+      total === undefined || before === undefined || after === undefined ? undefined : total + (after - before);
+    const readings: Array<{ connected: number; rss: number; heapUsed: number }> = [];
+    let connected = 0;
+    for (const [i, step] of steps.entries()) {
+      const before = cpuNow();
+      const started = performance.now();
+      await step.connect((count) => progress(phase, `${connected + count}/${settings.connections} connected`));
+      connectSeconds += (performance.now() - started) / 1000;
+      const after = cpuNow();
+      spentCpu.generator += after.generator - before.generator;
+      spentCpu.servers = add(spentCpu.servers, before.servers, after.servers);
+      spentCpu.broker = add(spentCpu.broker, before.broker, after.broker);
+      connected += sizes[i]!;
+      progress(phase, 'measuring memory');
+      const memory = await cluster.ask<'memory'>(0, { type: 'memory' });
+      readings.push({ connected, rss: memory.rss, heapUsed: memory.heapUsed });
+    }
+    const fromMiddle = readings.slice(checkpoints / 2 - 1);
     const subscriptions = await brokerSubscriptions(system, settings.brokers, cluster);
     // Registrations and heartbeats are server-events' own: only its servers are measured for them.
     const brokerCpuUs =
       spec.program === 'project'
-        ? await brokerCosts(cluster, broker, settings.connections, connectSeconds, spent((cpu) => cpu.broker), settings.housekeepingMs + 1000, phase)
+        ? await brokerCosts(cluster, broker, settings.connections, connectSeconds, spentCpu.broker, settings.housekeepingMs + 1000, phase)
         : undefined;
-    const servers = spent((cpu) => cpu.servers);
     return {
       connections: settings.connections,
       connectSeconds,
       connectsPerSecond: Math.round(settings.connections / connectSeconds),
-      rssPerConnection: Math.round((after.rss - middle.rss) / secondHalf),
-      heapPerConnection: Math.round((after.heapUsed - middle.heapUsed) / secondHalf),
-      rss: after.rss,
+      rssPerConnection: Math.round(slope(fromMiddle.map((r) => [r.connected, r.rss]))),
+      heapPerConnection: Math.round(slope(fromMiddle.map((r) => [r.connected, r.heapUsed]))),
+      rss: readings.at(-1)!.rss,
       brokerSubscriptionsPerConnection: subscriptions === undefined ? undefined : subscriptions / settings.connections,
       cpu: {
-        generator: spent((cpu) => cpu.generator)! / connectSeconds,
-        servers: servers === undefined ? undefined : servers / connectSeconds,
+        generator: spentCpu.generator / connectSeconds,
+        servers: spentCpu.servers === undefined ? undefined : spentCpu.servers / connectSeconds,
       },
       brokerCpuUs,
     };
   } finally {
-    await Promise.all(halves.map((half) => half.close()));
+    await Promise.all(steps.map((step) => step.close()));
     await cluster.stop();
   }
+}
+
+/** The least-squares slope of `y` over `x`. */
+function slope(points: Array<[number, number]>): number {
+  const meanX = points.reduce((sum, [x]) => sum + x, 0) / points.length;
+  const meanY = points.reduce((sum, [, y]) => sum + y, 0) / points.length;
+  const covariance = points.reduce((sum, [x, y]) => sum + (x - meanX) * (y - meanY), 0);
+  const variance = points.reduce((sum, [x]) => sum + (x - meanX) ** 2, 0);
+  return covariance / variance;
 }
 
 /**
