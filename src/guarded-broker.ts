@@ -185,8 +185,12 @@ export class GuardedBroker implements Broker {
         (error: unknown) => {
           settled = true;
           clearTimeout(timer);
-          // The client library gave up on its own (its time-out, a closed connection): the same as ours.
-          if (!(error instanceof BrokerUnavailableError) && this.inner.isUnavailable?.(error)) {
+          // An adapter that says so itself: marked stalled as well, so that a ping's answer ends the outage it starts.
+          if (error instanceof BrokerUnavailableError) {
+            this.markStalled(`${what} failed: ${error.message}`);
+            reject(error);
+          } else if (this.inner.isUnavailable?.(error)) {
+            // The client library gave up on its own (its time-out, a closed connection): the same as ours.
             const reason = `${what} failed: ${(error as Error).message}`;
             this.markStalled(reason);
             reject(new BrokerUnavailableError(`the ${this.name} broker did not answer: ${reason}`, { cause: error }));

@@ -45,3 +45,20 @@ test('a broker that does not answer within the bound is called away', async (t) 
   await t.throwsAsync(guarded.nextSequence('x'), { message: /did not answer: nextSequence took longer than 100 ms/ });
   t.true(guarded.isStalled);
 });
+
+test('an adapter that throws BrokerUnavailableError itself marks the broker stalled, and a ping ends it', async (t) => {
+  const { BrokerUnavailableError } = await import('../src/guarded-broker.js');
+  let failing = true;
+  const flaky = new (class extends MemoryBroker {
+    override async nextSequence(name: string): Promise<number> {
+      if (failing) throw new BrokerUnavailableError('the adapter lost its connection');
+      return super.nextSequence(name);
+    }
+  })();
+  const guarded = new GuardedBroker(flaky, 100, 100);
+  await t.throwsAsync(guarded.nextSequence('x'), { message: 'the adapter lost its connection' });
+  t.true(guarded.isStalled, 'so the outage it starts ends when the broker answers a ping');
+  failing = false;
+  await guarded.ping();
+  t.false(guarded.isStalled);
+});
