@@ -8,6 +8,9 @@ import type { Records, SubscriptionInfo } from './records.js';
 import { RecentSet } from './recent-set.js';
 import { isPrivateTopic, routedTopicsOf, subscriptionIdOf, TopicRouter, topics, topicsOf } from './topics.js';
 
+/** How many times in a row a catch-up may start over before the stream it stopped at is told to reset instead. */
+const catchUpRetriesBeforeReset = 3;
+
 /**
  * Everything between the broker and this server's streams: the streams held
  * here, the topics they listen on, what is published to the broker, what
@@ -21,6 +24,8 @@ export class Delivery {
   private controlHandler: (sub: EventSubscription, control: Control) => Promise<void> = async () => {};
   private sweepsAudience: (topic: string) => boolean = () => false;
   private inboxOpen = false;
+  /** Catch-ups in a row that found the broker away again (see `catchUp`). */
+  private catchUpRetries = 0;
   /** How this server's subscriptions number and report their frames: one object for all of them. */
   private readonly frames: FrameOptions;
   /** The history ids of the forwarded copies this server took lately: two servers may forward the same event here. */
@@ -298,13 +303,18 @@ export class Delivery {
         missed = await readMissed(this.core.broker.history, sub, new Set(topicsOf(sub.info)), from);
       } catch (error) {
         // Gone again (a replicated history electing a leader can outlast one call): the recovery starts over once it answers, and this stream and those after it stay held until then, rather than each told to reset.
-        if (this.core.broker.isUnavailable?.(error)) throw error;
+        // A few times only: a read that always outlasts the bound (a huge backlog) must not hold every stream for good.
+        if (this.core.broker.isUnavailable?.(error) && this.catchUpRetries < catchUpRetriesBeforeReset) {
+          this.catchUpRetries++;
+          throw error;
+        }
         this.core.reportError(error, sub);
         missed = { entries: [], gap: 'the history could not be read after a broker outage' };
       }
       this.countMissed(writeMissed(sub, missed, from), missed);
       sub.release();
     }
+    this.catchUpRetries = 0;
   }
 
   /** Counts a replay: events written again, and a gap when there was one. */

@@ -79,3 +79,22 @@ test('a history read that fails as unavailable during the catch-up holds the str
   t.false(selectors.includes('cmd.onReset'), 'nobody was told to reset');
   t.is(server.events.stats().replayGaps, 0);
 });
+
+test('a history read that keeps failing as unavailable ends in a reset after a few recoveries, not a stream held for good', async (t) => {
+  const broker = new FlakyBroker();
+  const server = await startServer(await memoryClusters.create(), { events: { broker, brokerTimeoutMs: 200 } });
+  t.teardown(() => server.close());
+  const stream = await SseStream.open(`${server.url}/event-stream?channels=home`);
+  t.teardown(() => stream.close());
+  await stream.connected();
+
+  broker.setConnected(false);
+  broker.failingReads = 1000;
+  broker.setConnected(true);
+  const reset = await stream.next((f) => f.selector === 'cmd.onReset', 10_000);
+  t.truthy(reset, 'told to reset once the catch-up gave up');
+  t.true(broker.reads >= 4, `the catch-up started over before it gave up (${broker.reads} reads)`);
+  broker.failingReads = 0;
+  for (let waited = 0; waited < 3000 && !server.events.brokerAvailable; waited += 50) await delay(50);
+  t.true(server.events.brokerAvailable, 'the server recovered');
+});
