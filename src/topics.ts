@@ -73,7 +73,13 @@ export function routedTopicsOf(info: SubscriptionInfo): string[] {
 
 /** The subscription id a subscription's own topic names, or `undefined` for any other topic. */
 export function subscriptionIdOf(topic: string): string | undefined {
-  return topic.startsWith('sub.') ? decodeURIComponent(topic.slice('sub.'.length)) : undefined;
+  if (!topic.startsWith('sub.')) return undefined;
+  try {
+    return decodeURIComponent(topic.slice('sub.'.length));
+  } catch {
+    // Not a name this server made (a foreign or broken payload): it names no subscription here.
+    return '';
+  }
 }
 
 /** Names that encode to themselves: ids, most channels. Told by one test, where encoding costs a call per character. */

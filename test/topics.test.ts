@@ -96,4 +96,5 @@ test('a stream is routed by its user, channels, user name and session; everyone 
   t.is(subscriptionIdOf(topics.subscription('a.b')), 'a.b');
   t.is(subscriptionIdOf(topics.channel('sub.x')), undefined);
   t.is(subscriptionIdOf(topics.all), undefined);
+  t.is(subscriptionIdOf('sub.%E0%A4%A'), '', 'a broken name names no subscription, and throws nothing');
 });
