@@ -4,7 +4,7 @@
  * reset. A replicated history electing a leader on a loaded machine does
  * this (a history read outlasting the call bound right after reconnecting).
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { MemoryBroker } from '../adapters/memory.js';
 import type { BrokerStatus, EventHistory } from '../src/broker.js';
 import { encodeEnvelope } from '../src/envelope.js';
@@ -53,13 +53,19 @@ class FlakyBroker extends MemoryBroker {
   }
 }
 
-test('a history read that fails as unavailable during the catch-up holds the streams for the next recovery: no reset, nothing lost', async (t) => {
+/** A server on a `FlakyBroker`, with one stream open on channel `home`. */
+async function streamOnFlakyBroker(t: ExecutionContext, brokerTimeoutMs: number) {
   const broker = new FlakyBroker();
-  const server = await startServer(await memoryClusters.create(), { events: { broker, brokerTimeoutMs: 400 } });
+  const server = await startServer(await memoryClusters.create(), { events: { broker, brokerTimeoutMs } });
   t.teardown(() => server.close());
   const stream = await SseStream.open(`${server.url}/event-stream?channels=home`);
   t.teardown(() => stream.close());
   await stream.connected();
+  return { broker, server, stream };
+}
+
+test('a history read that fails as unavailable during the catch-up holds the streams for the next recovery: no reset, nothing lost', async (t) => {
+  const { broker, server, stream } = await streamOnFlakyBroker(t, 400);
 
   broker.setConnected(false);
   // Taken by the broker while this server counts it away: it reaches the stream only through the catch-up.
@@ -81,12 +87,7 @@ test('a history read that fails as unavailable during the catch-up holds the str
 });
 
 test('a history read that keeps failing as unavailable ends in a reset after a few recoveries, not a stream held for good', async (t) => {
-  const broker = new FlakyBroker();
-  const server = await startServer(await memoryClusters.create(), { events: { broker, brokerTimeoutMs: 200 } });
-  t.teardown(() => server.close());
-  const stream = await SseStream.open(`${server.url}/event-stream?channels=home`);
-  t.teardown(() => stream.close());
-  await stream.connected();
+  const { broker, server, stream } = await streamOnFlakyBroker(t, 200);
 
   broker.setConnected(false);
   broker.failingReads = 1000;
